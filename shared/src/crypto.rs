@@ -1,0 +1,1 @@
+//! Encrypted payloads (§5.7).

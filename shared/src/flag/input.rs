@@ -1,0 +1,1 @@
+//! Reading create/update bodies with DRF field rules.

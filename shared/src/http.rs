@@ -1,0 +1,1 @@
+//! Request parsing and responses.

@@ -1,0 +1,16 @@
+//! The model crate shared by every Lambda function: domain rules, authentication, the
+//! DynamoDB store and HTTP plumbing. Functions stay thin and call into this crate.
+
+pub mod activity;
+pub mod api;
+pub mod auth;
+pub mod crypto;
+pub mod error;
+pub mod filters;
+pub mod flag;
+pub mod http;
+pub mod identity;
+pub mod store;
+pub mod time;
+
+pub use error::{ApiError, ApiResult};

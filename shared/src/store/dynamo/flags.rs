@@ -1,0 +1,1 @@
+//! Flags, activity and counters.

@@ -1,0 +1,1 @@
+//! Organizations, projects, users and keys.

@@ -1,0 +1,71 @@
+//! DynamoDB adapter for the store traits.
+//!
+//! Key layout (every table has string `pk` and `sk`):
+//!
+//! Flags table
+//! * `COUNTER` / `FLAG_ID`                 → `n`: last flag id handed out (atomic `ADD`)
+//! * `PROJECT#<p>` / `FLAG#<id>`           → the flag
+//! * `PROJECT#<p>` / `FLAGKEY#<key>`       → `flag_id`: key uniqueness among non-deleted flags
+//! * `PROJECT#<p>` / `DEFINITIONS`         → `version`: bumped by every flag write (SDK cache/ETag)
+//!
+//! Activity table (GSI `by-item`: `item_pk`, `item_sk`)
+//! * `PROJECT#<p>#<scope>` / `SEQ#<20-digit seq>` → entry; `item_pk = PROJECT#<p>#<scope>#<item>`,
+//!   `item_sk = SEQ#<20-digit item seq>`
+//! * `COUNTER#PROJECT#<p>#<scope>` / `ALL` and `ITEM#<item>` → `n`: entries so far
+//!
+//! Identity table (GSI `gsi1`: `gsi1pk`, `gsi1sk`)
+//! * `COUNTER` / `<sequence>`              → `n` (project and user ids)
+//! * `ORG#<uuid>` / `ORG`                  → organization
+//! * `PROJECT#<id>` / `PROJECT`            → project; `gsi1pk = ORG#<org>`, `gsi1sk = PROJECT#<20-digit id>`
+//! * `TOKEN#<phc_…>` / `TOKEN`             → `project_id`
+//! * `SECRET#<sha256>` / `SECRET`          → `project_id`
+//! * `USER#<id>` / `USER`                  → user
+//! * `APIKEY#<sha256>` / `APIKEY`          → personal API key; `gsi1pk = USER#<id>`, `gsi1sk = APIKEY#<key id>`
+//! * `APIKEYID#<key id>` / `APIKEYID`      → `secure_value` (to revoke by id)
+
+mod flags;
+mod identity;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::Tables;
+use crate::error::ApiError;
+
+/// The adapter: one client, built once in `main` and shared by every request.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    pub client: Client,
+    pub tables: Tables,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: Tables) -> Self {
+        DynamoStore { client, tables }
+    }
+
+    /// Client for the environment's AWS config (`AWS_ENDPOINT_URL_DYNAMODB` points it at
+    /// DynamoDB Local).
+    pub async fn from_env() -> Self {
+        let config = aws_config::load_from_env().await;
+        DynamoStore::new(Client::new(&config), Tables::from_env())
+    }
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// SDK errors carry request details; keep them for the log, never for the client.
+pub(crate) fn db_error(e: impl std::fmt::Debug) -> ApiError {
+    ApiError::internal(format!("dynamodb: {e:?}"))
+}
+
+/// Zero-padded so string order equals numeric order in sort keys.
+pub(crate) fn padded(n: i64) -> String {
+    format!("{n:020}")
+}

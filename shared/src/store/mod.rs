@@ -1,0 +1,139 @@
+//! Narrow persistence traits; `dynamo` is the DynamoDB adapter, `tables` creates tables from
+//! template.yaml. Request paths only use GetItem, Query, BatchGetItem and TransactWriteItems.
+
+pub mod dynamo;
+pub mod tables;
+
+use std::future::Future;
+
+use crate::activity::ActivityEntry;
+use crate::error::ApiError;
+use crate::flag::Flag;
+use crate::identity::{Organization, PersonalApiKey, Project, User};
+
+/// Table names, read once from the environment (defaults match template.yaml's local names).
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub flags: String,
+    pub activity: String,
+    pub identity: String,
+}
+
+impl Tables {
+    pub fn from_env() -> Self {
+        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        Tables {
+            flags: var("FLAGS_TABLE", "flags"),
+            activity: var("ACTIVITY_TABLE", "activity"),
+            identity: var("IDENTITY_TABLE", "identity"),
+        }
+    }
+
+    /// Same tables under a prefix, so parallel tests never share data.
+    pub fn prefixed(prefix: &str) -> Self {
+        Tables {
+            flags: format!("{prefix}flags"),
+            activity: format!("{prefix}activity"),
+            identity: format!("{prefix}identity"),
+        }
+    }
+}
+
+/// One flag change, written atomically with its key-uniqueness item, activity entry and the
+/// project's definitions-version bump.
+#[derive(Debug, Clone)]
+pub struct FlagWrite {
+    /// The flag as it was read; `None` for a create. The write is conditional on its version.
+    pub before: Option<Flag>,
+    pub after: Flag,
+    /// Soft-deleted flags holding the same key, hard-deleted so the key can be reused.
+    pub purge: Vec<Flag>,
+    /// `None` when nothing changed (PostHog writes no empty "updated" entries).
+    pub activity: Option<ActivityEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Another non-deleted flag of the project already holds the key.
+    #[error("key taken")]
+    KeyTaken,
+    /// Someone wrote first (version or counter moved, or DynamoDB saw a conflicting
+    /// transaction): read again and retry.
+    #[error("concurrent write")]
+    Retry,
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+pub trait FlagStore: Sync {
+    fn get_flag(
+        &self,
+        project_id: i64,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<Flag>, ApiError>> + Send;
+
+    /// Every flag of the project, soft-deleted ones included.
+    fn project_flags(&self, project_id: i64)
+    -> impl Future<Output = Result<Vec<Flag>, ApiError>> + Send;
+
+    /// Id of the non-deleted flag holding `key`, if any.
+    fn key_owner(
+        &self,
+        project_id: i64,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<i64>, ApiError>> + Send;
+
+    /// Globally unique, increasing flag ids.
+    fn next_flag_id(&self) -> impl Future<Output = Result<i64, ApiError>> + Send;
+
+    fn write_flag(&self, write: FlagWrite)
+    -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+pub trait IdentityStore: Sync {
+    /// Looks a personal API key up by the SHA-256 hex of its value.
+    fn api_key_by_hash(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<PersonalApiKey>, ApiError>> + Send;
+    fn user(&self, id: i64) -> impl Future<Output = Result<Option<User>, ApiError>> + Send;
+    fn project(&self, id: i64) -> impl Future<Output = Result<Option<Project>, ApiError>> + Send;
+    /// Looks a project up by the SHA-256 hex of its secret key (`phs_…`).
+    fn project_by_secret_hash(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<Project>, ApiError>> + Send;
+    /// Looks a project up by its public token (`phc_…`).
+    fn project_by_token(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<Project>, ApiError>> + Send;
+    /// Projects of an organization, lowest id first.
+    fn organization_projects(
+        &self,
+        organization_id: &str,
+    ) -> impl Future<Output = Result<Vec<Project>, ApiError>> + Send;
+}
+
+/// Admin operations (flagsctl, dev seeding, tests); never on a request path.
+pub trait IdentityAdmin: IdentityStore {
+    fn put_organization(&self, org: &Organization)
+    -> impl Future<Output = Result<(), ApiError>> + Send;
+    fn organization(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Organization>, ApiError>> + Send;
+    /// Allocates the next integer id of a sequence (`project`, `user`).
+    fn next_id(&self, sequence: &str) -> impl Future<Output = Result<i64, ApiError>> + Send;
+    /// Writes the project with its token and secret-key lookup items.
+    fn put_project(&self, project: &Project) -> impl Future<Output = Result<(), ApiError>> + Send;
+    fn put_user(&self, user: &User) -> impl Future<Output = Result<(), ApiError>> + Send;
+    fn put_api_key(&self, key: &PersonalApiKey)
+    -> impl Future<Output = Result<(), ApiError>> + Send;
+    fn user_api_keys(
+        &self,
+        user_id: i64,
+    ) -> impl Future<Output = Result<Vec<PersonalApiKey>, ApiError>> + Send;
+    /// Returns false when no key has that id.
+    fn revoke_api_key(&self, id: &str) -> impl Future<Output = Result<bool, ApiError>> + Send;
+}
