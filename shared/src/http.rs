@@ -1,1 +1,369 @@
-//! Request parsing and responses.
+//! The HTTP edge shared by every function: a plain request model (so handlers can be tested
+//! without the Lambda runtime), body parsing with DRF's rules, responses and pagination links.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Request bodies above this are refused before parsing (API Gateway would allow 10 MB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequest {
+    pub method: String,
+    /// Path as the client sent it, trailing slash included.
+    pub path: String,
+    /// Query pairs in request order; repeated keys stay repeated.
+    pub query: Vec<(String, String)>,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ApiRequest {
+    pub fn new(method: &str, path: &str) -> Self {
+        ApiRequest {
+            method: method.to_ascii_uppercase(),
+            path: path.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn with_query(mut self, key: &str, value: &str) -> Self {
+        self.query.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    pub fn with_json(mut self, body: &Value) -> Self {
+        self.body = body.to_string().into_bytes();
+        self.with_header("content-type", "application/json")
+    }
+
+    pub fn from_lambda(req: &Request) -> Self {
+        let query = req
+            .query_string_parameters_ref()
+            .map(|q| {
+                q.iter()
+                    .flat_map(|(k, _)| {
+                        q.all(k)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(move |v| (k.to_string(), v.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let headers = req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let body = match req.body() {
+            Body::Empty => Vec::new(),
+            Body::Text(t) => t.as_bytes().to_vec(),
+            Body::Binary(b) => b.clone(),
+            _ => Vec::new(),
+        };
+        ApiRequest {
+            method: req.method().as_str().to_string(),
+            path: req.uri().path().to_string(),
+            query,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Django's `QueryDict.get`: the last value of a repeated key.
+    pub fn query_value(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Path segments without empty ones, so `/a/b/` and `/a/b` read the same.
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.split('/').filter(|s| !s.is_empty()).collect()
+    }
+
+    /// The body as a JSON object. JSON and form-encoded bodies are accepted like DRF does; an
+    /// empty body is `{}`.
+    pub fn body_object(&self) -> ApiResult<Map<String, Value>> {
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::BadRequest {
+                code: "request_too_large",
+                detail: format!(
+                    "Request body is {} bytes; the limit is {} bytes (1 MB).",
+                    self.body.len(),
+                    MAX_BODY_BYTES
+                ),
+            });
+        }
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Map::new());
+        }
+        let content_type = self
+            .header("content-type")
+            .unwrap_or("application/json")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let value = match content_type.as_str() {
+            "application/x-www-form-urlencoded" => form_object(&self.body),
+            ct if ct == "application/json" || ct.ends_with("+json") || ct.is_empty() => {
+                serde_json::from_slice(&self.body).map_err(|e| ApiError::BadRequest {
+                    code: "parse_error",
+                    detail: format!("JSON parse error - {e}"),
+                })?
+            }
+            other => return Err(ApiError::UnsupportedMediaType(other.to_string())),
+        };
+        match value {
+            Value::Object(map) => Ok(map),
+            other => Err(ApiError::Validation {
+                code: "invalid_input".into(),
+                detail: format!(
+                    "Invalid data. Expected a dictionary, but got {}.",
+                    python_type(&other)
+                ),
+                attr: None,
+            }),
+        }
+    }
+
+    /// `scheme://host` as the client reached us (API Gateway sets `x-forwarded-proto`).
+    pub fn origin(&self) -> String {
+        if let Ok(base) = std::env::var("PUBLIC_BASE_URL") {
+            return base.trim_end_matches('/').to_string();
+        }
+        let host = self
+            .header("x-forwarded-host")
+            .or_else(|| self.header("host"))
+            .unwrap_or("localhost");
+        let scheme = self.header("x-forwarded-proto").unwrap_or("http");
+        format!("{scheme}://{host}")
+    }
+
+    /// This request's absolute URL with `set` params replaced (or added) and `remove` dropped,
+    /// query sorted by key like DRF's `replace_query_param`.
+    pub fn url_with(&self, set: &[(&str, String)], remove: &[&str]) -> String {
+        let mut pairs: Vec<(String, String)> = self
+            .query
+            .iter()
+            .filter(|(k, _)| !remove.contains(&k.as_str()) && !set.iter().any(|(s, _)| s == k))
+            .cloned()
+            .collect();
+        pairs.extend(set.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let mut url = format!("{}{}", self.origin(), self.path);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&query);
+        }
+        url
+    }
+}
+
+fn form_object(body: &[u8]) -> Value {
+    let mut map = Map::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        map.insert(k.into_owned(), Value::String(v.into_owned()));
+    }
+    Value::Object(map)
+}
+
+/// Python's name for a JSON value's type, as DRF puts it in messages.
+pub fn python_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "int",
+        Value::Number(_) => "float",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    /// `None` is an empty body.
+    pub body: Option<Value>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl ApiResponse {
+    pub fn json(status: u16, body: Value) -> Self {
+        ApiResponse {
+            status,
+            body: Some(body),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn ok(body: Value) -> Self {
+        Self::json(200, body)
+    }
+
+    pub fn empty(status: u16) -> Self {
+        ApiResponse {
+            status,
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn into_lambda(self) -> Response<Body> {
+        let mut builder = Response::builder().status(self.status);
+        for (k, v) in &self.headers {
+            builder = builder.header(k, v);
+        }
+        let body = match self.body {
+            Some(v) => {
+                builder = builder.header("content-type", "application/json");
+                Body::Text(v.to_string())
+            }
+            None => Body::Empty,
+        };
+        builder.body(body).unwrap_or_else(|_| {
+            let mut fallback = Response::new(Body::Empty);
+            *fallback.status_mut() = lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR;
+            fallback
+        })
+    }
+}
+
+impl From<ApiError> for ApiResponse {
+    fn from(e: ApiError) -> Self {
+        if let ApiError::Internal(cause) = &e {
+            tracing::error!(%cause, "request failed");
+        }
+        ApiResponse {
+            status: e.status(),
+            body: e.body(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// DRF `LimitOffsetPagination`: default 100, no maximum; bad values fall back.
+pub fn paginate(req: &ApiRequest, items: Vec<Value>) -> Value {
+    let count = items.len();
+    let limit = req
+        .query_value("limit")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&l| l > 0)
+        .unwrap_or(100);
+    let offset = req
+        .query_value("offset")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let next = (offset.saturating_add(limit) < count).then(|| {
+        req.url_with(
+            &[("limit", limit.to_string()), ("offset", (offset + limit).to_string())],
+            &[],
+        )
+    });
+    let previous = (offset > 0).then(|| {
+        let prev = offset.saturating_sub(limit);
+        if prev == 0 {
+            req.url_with(&[("limit", limit.to_string())], &["offset"])
+        } else {
+            req.url_with(&[("limit", limit.to_string()), ("offset", prev.to_string())], &[])
+        }
+    });
+    let results: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
+    serde_json::json!({"count": count, "next": next, "previous": previous, "results": results})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn list_request() -> ApiRequest {
+        ApiRequest::new("GET", "/api/projects/1/feature_flags/").with_header("host", "host")
+    }
+
+    #[test]
+    fn next_and_previous_links_follow_drf() {
+        let items: Vec<Value> = (0..5).map(|i| json!(i)).collect();
+        let page = paginate(&list_request().with_query("limit", "2").with_query("offset", "2"), items.clone());
+        assert_eq!(page["count"], 5);
+        assert_eq!(page["results"], json!([2, 3]));
+        assert_eq!(page["next"], "http://host/api/projects/1/feature_flags/?limit=2&offset=4");
+        assert_eq!(page["previous"], "http://host/api/projects/1/feature_flags/?limit=2");
+        let last = paginate(&list_request().with_query("limit", "2").with_query("offset", "4"), items);
+        assert_eq!(last["next"], Value::Null);
+        assert_eq!(last["previous"], "http://host/api/projects/1/feature_flags/?limit=2&offset=2");
+    }
+
+    #[test]
+    fn bad_limit_and_offset_fall_back() {
+        let items: Vec<Value> = (0..3).map(|i| json!(i)).collect();
+        let page = paginate(&list_request().with_query("limit", "0").with_query("offset", "-4"), items);
+        assert_eq!(page["results"], json!([0, 1, 2]));
+        assert_eq!(page["previous"], Value::Null);
+    }
+
+    #[test]
+    fn offset_past_the_end_is_empty_with_real_count() {
+        let page = paginate(&list_request().with_query("offset", "50"), vec![json!(1)]);
+        assert_eq!(page["count"], 1);
+        assert_eq!(page["results"], json!([]));
+    }
+
+    #[test]
+    fn other_params_are_kept_and_sorted() {
+        let req = list_request().with_query("search", "a b").with_query("limit", "1");
+        let page = paginate(&req, vec![json!(1), json!(2)]);
+        assert_eq!(
+            page["next"],
+            "http://host/api/projects/1/feature_flags/?limit=1&offset=1&search=a+b"
+        );
+    }
+
+    #[test]
+    fn bodies_json_form_and_errors() {
+        let req = ApiRequest::new("POST", "/").with_json(&json!({"key": "a"}));
+        assert_eq!(req.body_object().unwrap()["key"], "a");
+        let mut form = ApiRequest::new("PATCH", "/")
+            .with_header("content-type", "application/x-www-form-urlencoded");
+        form.body = b"active=False&name=replaced".to_vec();
+        assert_eq!(form.body_object().unwrap()["active"], "False");
+        let mut bad = ApiRequest::new("POST", "/").with_header("content-type", "application/json");
+        bad.body = b"{nope".to_vec();
+        assert_eq!(bad.body_object().unwrap_err().body().unwrap()["code"], "parse_error");
+        let list = ApiRequest::new("POST", "/").with_json(&json!([1]));
+        assert_eq!(
+            list.body_object().unwrap_err().to_string(),
+            "Invalid data. Expected a dictionary, but got list."
+        );
+        let mut big = ApiRequest::new("POST", "/").with_header("content-type", "application/json");
+        big.body = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(big.body_object().unwrap_err().status(), 400);
+        let mut xml = ApiRequest::new("POST", "/").with_header("content-type", "text/xml");
+        xml.body = b"<a/>".to_vec();
+        assert_eq!(xml.body_object().unwrap_err().status(), 415);
+    }
+}
