@@ -1,1 +1,354 @@
-//! Flags, activity and counters.
+//! Flags, their key-uniqueness items, activity entries and counters, written together in one
+//! TransactWriteItems so that a flag never changes without its log entry or the reverse.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+};
+
+use super::{DynamoStore, db_error, n, padded, s};
+use crate::activity::ActivityEntry;
+use crate::error::ApiError;
+use crate::flag::Flag;
+use crate::store::{FlagStore, FlagWrite, WriteError};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB refuses items over 400 KB. A flag's activity entry can hold its filters twice
+/// (before and after), so a flag gets a bit less than half of that.
+pub const MAX_FLAG_ITEM_BYTES: usize = 190 * 1024;
+const MAX_ITEM_BYTES: usize = 400 * 1024 - 1024;
+
+fn project_pk(project_id: i64) -> String {
+    format!("PROJECT#{project_id}")
+}
+
+fn key_sk(key: &str) -> String {
+    format!("FLAGKEY#{key}")
+}
+
+fn flag_key(project_id: i64, id: i64) -> Item {
+    HashMap::from([
+        ("pk".to_string(), s(project_pk(project_id))),
+        ("sk".to_string(), s(format!("FLAG#{id}"))),
+    ])
+}
+
+fn to_flag_item(flag: &Flag) -> Result<Item, ApiError> {
+    let mut item: Item = serde_dynamo::to_item(flag).map_err(db_error)?;
+    item.extend(flag_key(flag.project_id, flag.id));
+    Ok(item)
+}
+
+/// DynamoDB's own size accounting: attribute names plus values, nested containers included.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| k.len() + value_size(v) + 1).sum::<usize>(),
+        AttributeValue::L(l) => 3 + l.iter().map(|v| value_size(v) + 1).sum::<usize>(),
+        AttributeValue::Ss(l) => l.iter().map(String::len).sum(),
+        AttributeValue::Ns(l) => l.iter().map(|n| n.len()).sum(),
+        _ => 1,
+    }
+}
+
+fn too_large(bytes: usize, limit: usize) -> ApiError {
+    ApiError::object(format!(
+        "This feature flag is too large to store: it takes {bytes} bytes and the limit is {limit} bytes \
+         (DynamoDB's 400 KB item limit, with room for its activity entry). Make its filters or payloads smaller."
+    ))
+}
+
+impl FlagStore for DynamoStore {
+    async fn get_flag(&self, project_id: i64, id: i64) -> Result<Option<Flag>, ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.flags)
+            .set_key(Some(flag_key(project_id, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(db_error)?;
+        out.item
+            .map(|item| serde_dynamo::from_item(item).map_err(db_error))
+            .transpose()
+    }
+
+    async fn project_flags(&self, project_id: i64) -> Result<Vec<Flag>, ApiError> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.tables.flags)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(project_pk(project_id)))
+            .expression_attribute_values(":prefix", s("FLAG#"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(db_error)?;
+        serde_dynamo::from_items(items).map_err(db_error)
+    }
+
+    async fn key_owner(&self, project_id: i64, key: &str) -> Result<Option<i64>, ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.flags)
+            .key("pk", s(project_pk(project_id)))
+            .key("sk", s(key_sk(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(db_error)?;
+        Ok(out
+            .item
+            .and_then(|item| item.get("flag_id").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())))
+    }
+
+    async fn next_flag_id(&self) -> Result<i64, ApiError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.flags)
+            .key("pk", s("COUNTER"))
+            .key("sk", s("FLAG_ID"))
+            .update_expression("ADD n :one")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(db_error)?;
+        out.attributes
+            .and_then(|a| a.get("n").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+            .ok_or_else(|| ApiError::internal("flag id counter returned nothing"))
+    }
+
+    async fn write_flag(&self, write: FlagWrite) -> Result<(), WriteError> {
+        let flag_item = to_flag_item(&write.after)?;
+        let size = item_size(&flag_item);
+        if size > MAX_FLAG_ITEM_BYTES {
+            return Err(too_large(size, MAX_FLAG_ITEM_BYTES).into());
+        }
+        let mut ops = vec![self.put_flag(flag_item, write.before.as_ref())?];
+        let key_put_index = self.key_ops(&write, &mut ops)?;
+        for purged in &write.purge {
+            ops.push(self.delete_purged(purged)?);
+        }
+        if let Some(entry) = write.activity {
+            self.activity_ops(entry, &mut ops).await?;
+        }
+        ops.push(self.bump_definitions(write.after.project_id)?);
+        self.transact(ops, key_put_index).await
+    }
+}
+
+impl DynamoStore {
+    fn put_flag(&self, item: Item, before: Option<&Flag>) -> Result<TransactWriteItem, ApiError> {
+        let put = Put::builder().table_name(&self.tables.flags).set_item(Some(item));
+        let put = match before {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(b) => put
+                .condition_expression("version = :read")
+                .expression_attribute_values(":read", n(b.version)),
+        };
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(db_error)?)
+            .build())
+    }
+
+    /// Moves the key-uniqueness item with the flag: only non-deleted flags hold their key.
+    /// Returns the index of the op that claims a key, so a failure there reads as "key taken".
+    fn key_ops(&self, write: &FlagWrite, ops: &mut Vec<TransactWriteItem>) -> Result<Option<usize>, ApiError> {
+        let after = &write.after;
+        let held = write.before.as_ref().filter(|b| !b.deleted).map(|b| b.key.as_str());
+        let wanted = (!after.deleted).then_some(after.key.as_str());
+        if held == wanted {
+            return Ok(None);
+        }
+        let pk = project_pk(after.project_id);
+        if let Some(old) = held {
+            let delete = Delete::builder()
+                .table_name(&self.tables.flags)
+                .key("pk", s(&pk))
+                .key("sk", s(key_sk(old)))
+                .condition_expression("flag_id = :id")
+                .expression_attribute_values(":id", n(after.id))
+                .build()
+                .map_err(db_error)?;
+            ops.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        let Some(new) = wanted else {
+            return Ok(None);
+        };
+        let put = Put::builder()
+            .table_name(&self.tables.flags)
+            .item("pk", s(&pk))
+            .item("sk", s(key_sk(new)))
+            .item("flag_id", n(after.id))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(db_error)?;
+        ops.push(TransactWriteItem::builder().put(put).build());
+        Ok(Some(ops.len() - 1))
+    }
+
+    fn delete_purged(&self, flag: &Flag) -> Result<TransactWriteItem, ApiError> {
+        let delete = Delete::builder()
+            .table_name(&self.tables.flags)
+            .set_key(Some(flag_key(flag.project_id, flag.id)))
+            .condition_expression("deleted = :yes")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .build()
+            .map_err(db_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    fn bump_definitions(&self, project_id: i64) -> Result<TransactWriteItem, ApiError> {
+        let update = Update::builder()
+            .table_name(&self.tables.flags)
+            .key("pk", s(project_pk(project_id)))
+            .key("sk", s("DEFINITIONS"))
+            .update_expression("ADD version :one")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(db_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Appends the entry at the next position of the project's and the item's logs. The
+    /// counters are advanced conditionally on the values read, so two writers can never take
+    /// the same position; the loser retries.
+    async fn activity_ops(&self, mut entry: ActivityEntry, ops: &mut Vec<TransactWriteItem>) -> Result<(), ApiError> {
+        let scope_pk = format!("PROJECT#{}#{}", entry.project_id, entry.scope);
+        let counter_pk = format!("COUNTER#{scope_pk}");
+        let item_sk = format!("ITEM#{}", entry.item_id);
+        let counts = self.counters(&counter_pk, &["ALL", &item_sk]).await?;
+        let (all, mine) = (counts[0], counts[1]);
+        entry.seq = all + 1;
+        entry.item_seq = mine + 1;
+        let mut item: Item = serde_dynamo::to_item(&entry).map_err(db_error)?;
+        item.insert("pk".into(), s(&scope_pk));
+        item.insert("sk".into(), s(format!("SEQ#{}", padded(entry.seq))));
+        item.insert("item_pk".into(), s(format!("{scope_pk}#{}", entry.item_id)));
+        item.insert("item_sk".into(), s(format!("SEQ#{}", padded(entry.item_seq))));
+        let size = item_size(&item);
+        if size > MAX_ITEM_BYTES {
+            return Err(too_large(size, MAX_ITEM_BYTES));
+        }
+        let put = Put::builder()
+            .table_name(&self.tables.activity)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(db_error)?;
+        ops.push(TransactWriteItem::builder().put(put).build());
+        ops.push(self.advance_counter(&counter_pk, "ALL", all)?);
+        ops.push(self.advance_counter(&counter_pk, &item_sk, mine)?);
+        Ok(())
+    }
+
+    async fn counters(&self, pk: &str, sks: &[&str]) -> Result<Vec<i64>, ApiError> {
+        let keys = sks
+            .iter()
+            .map(|sk| HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(*sk))]))
+            .collect();
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(db_error)?;
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.tables.activity, request)
+            .send()
+            .await
+            .map_err(db_error)?;
+        let found = out
+            .responses
+            .and_then(|mut r| r.remove(&self.tables.activity))
+            .unwrap_or_default();
+        Ok(sks
+            .iter()
+            .map(|sk| {
+                found
+                    .iter()
+                    .find(|item| item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(*sk))
+                    .and_then(|item| item.get("n")?.as_n().ok()?.parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect())
+    }
+
+    fn advance_counter(&self, pk: &str, sk: &str, read: i64) -> Result<TransactWriteItem, ApiError> {
+        let update = Update::builder()
+            .table_name(&self.tables.activity)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET n = :next")
+            .expression_attribute_values(":next", n(read + 1));
+        let update = if read == 0 {
+            update.condition_expression("attribute_not_exists(n)")
+        } else {
+            update
+                .condition_expression("n = :read")
+                .expression_attribute_values(":read", n(read))
+        };
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(db_error)?)
+            .build())
+    }
+
+    async fn transact(&self, ops: Vec<TransactWriteItem>, key_put: Option<usize>) -> Result<(), WriteError> {
+        let result = self.client.transact_write_items().set_transact_items(Some(ops)).send().await;
+        let Err(err) = result else {
+            return Ok(());
+        };
+        if let SdkError::ServiceError(service) = &err {
+            match service.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancel) => {
+                    let reasons = cancel.cancellation_reasons();
+                    let failed = |i: usize| {
+                        reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+                    };
+                    if key_put.is_some_and(failed) {
+                        return Err(WriteError::KeyTaken);
+                    }
+                    return Err(WriteError::Retry);
+                }
+                TransactWriteItemsError::TransactionInProgressException(_) => {
+                    return Err(WriteError::Retry);
+                }
+                _ => {}
+            }
+        }
+        Err(WriteError::Api(db_error(err)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_counts_names_and_nested_values() {
+        let item: Item = HashMap::from([
+            ("ab".to_string(), s("xyz")),
+            ("m".to_string(), AttributeValue::M(HashMap::from([("k".to_string(), s("v"))]))),
+        ]);
+        assert_eq!(item_size(&item), 2 + 3 + 1 + 3 + 1 + 1 + 1);
+    }
+}
