@@ -131,7 +131,12 @@ impl Flag {
     pub fn dependency_ids(&self) -> Vec<i64> {
         let mut ids = Vec::new();
         for group in self.groups() {
-            for prop in group.get("properties").and_then(Value::as_array).into_iter().flatten() {
+            for prop in group
+                .get("properties")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if prop.get("type").and_then(Value::as_str) == Some("flag") {
                     if let Some(id) = flag_reference_id(prop.get("key")) {
                         ids.push(id);
@@ -160,8 +165,14 @@ pub type LinkedFeatures = Vec<Value>;
 
 /// Renders the PostHog JSON for a flag. `filters` must already have payloads as the caller may
 /// see them (see `crypto`).
-pub fn representation(flag: &Flag, filters: Value, features: &LinkedFeatures, now: Timestamp) -> Value {
-    let user = |u: &Option<UserSummary>| u.as_ref().map(UserSummary::to_json).unwrap_or(Value::Null);
+pub fn representation(
+    flag: &Flag,
+    filters: Value,
+    features: &LinkedFeatures,
+    now: Timestamp,
+) -> Value {
+    let user =
+        |u: &Option<UserSummary>| u.as_ref().map(UserSummary::to_json).unwrap_or(Value::Null);
     let mut out = Map::new();
     out.insert("id".into(), json!(flag.id));
     out.insert("name".into(), json!(flag.name));
@@ -174,24 +185,45 @@ pub fn representation(flag: &Flag, filters: Value, features: &LinkedFeatures, no
     out.insert("updated_at".into(), json!(time::format(&flag.updated_at)));
     out.insert("version".into(), json!(flag.version));
     out.insert("last_modified_by".into(), user(&flag.last_modified_by));
-    out.insert("ensure_experience_continuity".into(), json!(flag.ensure_experience_continuity));
+    out.insert(
+        "ensure_experience_continuity".into(),
+        json!(flag.ensure_experience_continuity),
+    );
     out.insert("experiment_set".into(), json!([]));
     out.insert("surveys".into(), json!([]));
     out.insert("features".into(), json!(features));
-    out.insert("rollback_conditions".into(), flag.rollback_conditions.clone());
+    out.insert(
+        "rollback_conditions".into(),
+        flag.rollback_conditions.clone(),
+    );
     out.insert("performed_rollback".into(), json!(flag.performed_rollback));
     out.insert("can_edit".into(), json!(true));
     out.insert("tags".into(), json!(flag.tags));
     out.insert("evaluation_tags".into(), json!(flag.evaluation_tags));
     out.insert("usage_dashboard".into(), json!(flag.usage_dashboard));
-    out.insert("analytics_dashboards".into(), json!(flag.analytics_dashboards));
-    out.insert("has_enriched_analytics".into(), json!(flag.has_enriched_analytics));
+    out.insert(
+        "analytics_dashboards".into(),
+        json!(flag.analytics_dashboards),
+    );
+    out.insert(
+        "has_enriched_analytics".into(),
+        json!(flag.has_enriched_analytics),
+    );
     out.insert("user_access_level".into(), json!("editor"));
-    out.insert("is_remote_configuration".into(), json!(flag.is_remote_configuration));
-    out.insert("has_encrypted_payloads".into(), json!(flag.has_encrypted_payloads));
+    out.insert(
+        "is_remote_configuration".into(),
+        json!(flag.is_remote_configuration),
+    );
+    out.insert(
+        "has_encrypted_payloads".into(),
+        json!(flag.has_encrypted_payloads),
+    );
     out.insert("status".into(), json!(status::status_name(flag, now)));
     out.insert("evaluation_runtime".into(), json!(flag.evaluation_runtime));
-    out.insert("bucketing_identifier".into(), json!(flag.bucketing_identifier));
+    out.insert(
+        "bucketing_identifier".into(),
+        json!(flag.bucketing_identifier),
+    );
     out.insert(
         "last_called_at".into(),
         json!(flag.last_called_at.as_ref().map(time::format)),

@@ -1,0 +1,407 @@
+//! `/api/projects/{project_id}/feature_flags/…`: list, create, retrieve, update, soft delete and
+//! restore, status, dependent flags and remote config (management-api.md §5, §7, §10).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::{Context, project_route};
+use crate::activity;
+use crate::auth::{self, Accepts, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::filters::{self, FilterContext};
+use crate::flag::input::{self, Mode};
+use crate::flag::{self, Flag, list, status};
+use crate::http::{ApiRequest, ApiResponse, paginate};
+use crate::identity::{Project, UserSummary};
+use crate::store::{FlagStore, FlagWrite, IdentityStore, WriteError};
+
+/// Optimistic writes retry when another writer got in first; past this many tries the
+/// request answers 409 rather than spin.
+const MAX_WRITE_ATTEMPTS: u32 = 40;
+
+pub async fn handle<S: FlagStore + IdentityStore>(ctx: &Context<'_, S>, req: &ApiRequest) -> ApiResponse {
+    match route(ctx, req).await {
+        Ok(response) => response,
+        Err(e) => e.into(),
+    }
+}
+
+async fn route<S: FlagStore + IdentityStore>(ctx: &Context<'_, S>, req: &ApiRequest) -> ApiResult<ApiResponse> {
+    let segments = req.segments();
+    let (project_segment, rest) = project_route(&segments, "feature_flags").ok_or_else(ApiError::not_found)?;
+    let (scope, accepts) = match (req.method.as_str(), rest.as_slice()) {
+        (_, [_, "remote_config"]) => ("feature_flag:read", Accepts::PersonalKeysOrProjectSecret),
+        ("GET", [] | [_] | [_, "status" | "dependent_flags"]) => ("feature_flag:read", Accepts::PersonalKeys),
+        (_, [] | [_]) => ("feature_flag:write", Accepts::PersonalKeys),
+        (_, [_, "status" | "dependent_flags"]) => ("feature_flag:read", Accepts::PersonalKeys),
+        _ => return Err(ApiError::not_found()),
+    };
+    // A body that does not parse can still not hide a credential; its error comes after auth.
+    let body = req.body_object();
+    let caller = auth::authenticate(req, body.as_ref().ok(), ctx.store, accepts).await?;
+    caller.require_scope(scope)?;
+    let project = caller.project(project_segment, ctx.store).await?;
+    let flags = FlagsEndpoint { ctx, caller: &caller, project: &project };
+    match (req.method.as_str(), rest.as_slice()) {
+        ("GET", []) => flags.list(req).await,
+        ("POST", []) => flags.create(&body?).await,
+        ("GET", [id]) => flags.retrieve(id).await,
+        ("PATCH", [id]) => flags.update(id, &body?, Mode::Patch).await,
+        ("PUT", [id]) => flags.update(id, &body?, Mode::Replace).await,
+        // PostHog forbids hard deletes without looking the flag up: 405 and nothing else.
+        ("DELETE", [_]) => Err(ApiError::Bodiless(405)),
+        ("GET", [id, "status"]) => flags.status(id).await,
+        ("GET", [id, "dependent_flags"]) => flags.dependent_flags(id).await,
+        ("GET", [id_or_key, "remote_config"]) => flags.remote_config(id_or_key).await,
+        (method, _) => Err(ApiError::MethodNotAllowed(method.to_string())),
+    }
+}
+
+struct FlagsEndpoint<'a, S> {
+    ctx: &'a Context<'a, S>,
+    caller: &'a Caller,
+    project: &'a Project,
+}
+
+impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
+    fn store(&self) -> &S {
+        self.ctx.store
+    }
+
+    fn actor(&self) -> Option<UserSummary> {
+        self.caller.user().map(UserSummary::from)
+    }
+
+    /// The PostHog representation, payloads decrypted only for personal API keys.
+    fn show(&self, flag: &Flag) -> Value {
+        flag::representation(flag, self.visible_filters(flag), &Vec::new(), self.ctx.now)
+    }
+
+    fn visible_filters(&self, flag: &Flag) -> Value {
+        let filters = flag.effective_filters();
+        if flag.has_encrypted_payloads == Some(true) {
+            self.ctx.cipher.reveal(&filters, self.caller.sees_decrypted_payloads())
+        } else {
+            filters
+        }
+    }
+
+    async fn find(&self, id: &str) -> ApiResult<Flag> {
+        let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
+        self.store()
+            .get_flag(self.project.id, id)
+            .await?
+            .ok_or_else(ApiError::not_found)
+    }
+
+    async fn list(&self, req: &ApiRequest) -> ApiResult<ApiResponse> {
+        let query = list::parse(&req.query)?;
+        let flags = self.store().project_flags(self.project.id).await?;
+        let shown = list::apply(flags, &query, self.ctx.now)
+            .iter()
+            .map(|f| self.show(f))
+            .collect();
+        Ok(ApiResponse::ok(paginate(req, shown)))
+    }
+
+    async fn retrieve(&self, id: &str) -> ApiResult<ApiResponse> {
+        Ok(ApiResponse::ok(self.show(&self.find(id).await?)))
+    }
+
+    async fn create(&self, body: &Map<String, Value>) -> ApiResult<ApiResponse> {
+        let actor = self.actor().ok_or_else(|| ApiError::internal("create without a user"))?;
+        let id = self.store().next_flag_id().await?;
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let project_flags = self.store().project_flags(self.project.id).await?;
+            let mut flag = Flag::new(id, self.project.id, String::new(), actor.clone(), self.ctx.now);
+            let fctx = FilterContext {
+                is_create: true,
+                flag_key: "",
+                flag_id: None,
+                linked_to_early_access: false,
+                project_flags: &project_flags,
+                cohorts: &[],
+            };
+            input::apply(body, Mode::Create, &mut flag, &fctx)?;
+            // The client's version and timestamps of its own are not the server's.
+            flag.version = 1;
+            flag.updated_at = self.ctx.now;
+            if body.get("active").and_then(input::parse_boolean) == Some(true) {
+                flag.performed_rollback = Some(false);
+            }
+            if !flag.dependency_ids().is_empty() {
+                // PostHog skips its evaluability query for flags with dependencies.
+            } else {
+                filters::check_evaluable(&flag.filters)?;
+            }
+            if flag.has_encrypted_payloads == Some(true) {
+                self.ctx.cipher.encrypt_payloads(&mut flag.filters, None)?;
+            }
+            let purge = project_flags
+                .iter()
+                .filter(|f| f.deleted && f.key == flag.key)
+                .cloned()
+                .collect();
+            let write = FlagWrite {
+                before: None,
+                activity: activity::flag_entry(None, &flag, Some(&actor), self.ctx.now),
+                after: flag.clone(),
+                purge,
+            };
+            match self.store().write_flag(write).await {
+                Ok(()) => return Ok(ApiResponse::json(201, self.show(&flag))),
+                Err(WriteError::KeyTaken) => return Err(input::key_taken()),
+                Err(WriteError::Retry) => backoff(attempt).await,
+                Err(WriteError::Api(e)) => return Err(e),
+            }
+        }
+        Err(busy())
+    }
+
+    async fn update(&self, id: &str, body: &Map<String, Value>, mode: Mode) -> ApiResult<ApiResponse> {
+        let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let project_flags = self.store().project_flags(self.project.id).await?;
+            let current = project_flags
+                .iter()
+                .find(|f| f.id == id)
+                .cloned()
+                .ok_or_else(ApiError::not_found)?;
+            let flag = self.updated(&current, body, mode, &project_flags)?;
+            let write = FlagWrite {
+                activity: activity::flag_entry(Some(&current), &flag, self.actor().as_ref(), self.ctx.now),
+                before: Some(current),
+                after: flag.clone(),
+                purge: Vec::new(),
+            };
+            match self.store().write_flag(write).await {
+                Ok(()) => return Ok(ApiResponse::ok(self.show(&flag))),
+                Err(WriteError::KeyTaken) => return Err(input::key_taken()),
+                Err(WriteError::Retry) => backoff(attempt).await,
+                Err(WriteError::Api(e)) => return Err(e),
+            }
+        }
+        Err(busy())
+    }
+
+    /// The flag after this request, with every PostHog rule applied (pure but for the cipher).
+    fn updated(&self, current: &Flag, body: &Map<String, Value>, mode: Mode, project_flags: &[Flag]) -> ApiResult<Flag> {
+        let mut flag = current.clone();
+        let fctx = FilterContext {
+            is_create: false,
+            flag_key: &current.key,
+            flag_id: Some(current.id),
+            linked_to_early_access: false,
+            project_flags,
+            cohorts: &[],
+        };
+        let extras = input::apply(body, mode, &mut flag, &fctx)?;
+        if let Some(version) = extras.version {
+            self.check_conflict(current, version, body, extras.original_flag.as_ref())?;
+        }
+        guard_lifecycle(current, &flag, project_flags)?;
+        if body.get("active").and_then(input::parse_boolean) == Some(true) {
+            flag.performed_rollback = Some(false);
+        }
+        if flag.key != current.key {
+            rename_enrollment(&mut flag.filters, &flag.key);
+        }
+        let filters_sent = flag.filters != current.filters;
+        self.protect_payloads(current, &mut flag, filters_sent)?;
+        flag.version = current.version + 1;
+        flag.last_modified_by = self.actor();
+        flag.updated_at = self.ctx.now;
+        Ok(flag)
+    }
+
+    /// Keeps stored payloads encrypted exactly when the flag says so. Filters that came in the
+    /// body hold plain text (or echoed sentinels); stored ones already hold ciphertext.
+    fn protect_payloads(&self, current: &Flag, flag: &mut Flag, filters_sent: bool) -> ApiResult<()> {
+        let was = current.has_encrypted_payloads == Some(true);
+        let now = flag.has_encrypted_payloads == Some(true);
+        match (filters_sent, was, now) {
+            (true, _, true) => self
+                .ctx
+                .cipher
+                .encrypt_payloads(&mut flag.filters, was.then_some(&current.filters)),
+            (false, false, true) => self.ctx.cipher.encrypt_payloads(&mut flag.filters, None),
+            (_, true, false) => {
+                // Turning encryption off: store what the owner can read, not dead ciphertext.
+                let stored = if filters_sent { None } else { Some(&current.filters) };
+                if let Some(stored) = stored {
+                    let clear = self.ctx.cipher.reveal(stored, true);
+                    flag.filters = clear;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// PostHog's rule: a stale `version` is only a conflict when a field this client changes
+    /// was also changed by someone else, to something else.
+    fn check_conflict(
+        &self,
+        current: &Flag,
+        version: i64,
+        body: &Map<String, Value>,
+        original: Option<&Map<String, Value>>,
+    ) -> ApiResult<()> {
+        if version == current.version {
+            return Ok(());
+        }
+        let Some(original) = original.filter(|o| !o.is_empty()) else {
+            return Ok(());
+        };
+        let now = self.show(current);
+        let conflict = body.iter().any(|(field, new)| {
+            if matches!(field.as_str(), "version" | "original_flag") {
+                return false;
+            }
+            let (Some(before), Some(stored)) = (original.get(field), now.get(field)) else {
+                return false;
+            };
+            new != before && before != stored && new != stored
+        });
+        if !conflict {
+            return Ok(());
+        }
+        let who = current
+            .last_modified_by
+            .as_ref()
+            .map(|u| u.email.clone())
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| "another user".into());
+        Err(ApiError::Conflict(format!(
+            "The feature flag was updated by {who} since you started editing it. Please refresh and try again."
+        )))
+    }
+
+    async fn status(&self, id: &str) -> ApiResult<ApiResponse> {
+        let found = match id.parse::<i64>() {
+            Ok(id) => self.store().get_flag(self.project.id, id).await?,
+            Err(_) => None,
+        };
+        Ok(match found {
+            Some(flag) => {
+                let (state, reason) = status::status_detail(&flag, self.ctx.now);
+                ApiResponse::ok(json!({"status": state, "reason": reason}))
+            }
+            None => ApiResponse::json(404, json!({"status": "unknown", "reason": "Flag could not be found"})),
+        })
+    }
+
+    async fn dependent_flags(&self, id: &str) -> ApiResult<ApiResponse> {
+        let target = self.find(id).await?;
+        let flags = self.store().project_flags(self.project.id).await?;
+        let shown: Vec<Value> = filters::dependents(target.id, &flags)
+            .into_iter()
+            .map(|f| {
+                let name = if f.name.is_empty() { &f.key } else { &f.name };
+                json!({"id": f.id, "key": f.key, "name": name})
+            })
+            .collect();
+        Ok(ApiResponse::ok(Value::Array(shown)))
+    }
+
+    /// The `"true"` payload of a remote-config flag, decrypted: both credentials accepted here
+    /// (personal key, project secret key) are server-side, which is what encryption is for.
+    async fn remote_config(&self, id_or_key: &str) -> ApiResult<ApiResponse> {
+        let id = match id_or_key.parse::<i64>() {
+            Ok(id) => Some(id),
+            Err(_) => self.store().key_owner(self.project.id, id_or_key).await?,
+        };
+        let flag = match id {
+            Some(id) => self.store().get_flag(self.project.id, id).await?,
+            None => None,
+        };
+        let flag = flag
+            .filter(|f| !f.deleted && f.is_remote_configuration == Some(true))
+            .ok_or(ApiError::Bodiless(404))?;
+        let mut filters = flag.filters.clone();
+        if flag.has_encrypted_payloads == Some(true) {
+            filters = self.ctx.cipher.reveal(&filters, true);
+        }
+        let payload = filters.get("payloads").and_then(|p| p.get("true")).cloned().unwrap_or(Value::Null);
+        Ok(ApiResponse::ok(payload))
+    }
+}
+
+/// Soft delete, restore, disable and enable each have a guard (§5.4).
+fn guard_lifecycle(current: &Flag, flag: &Flag, project_flags: &[Flag]) -> ApiResult<()> {
+    let dependents = || filters::dependents(current.id, project_flags);
+    if flag.deleted && !current.deleted {
+        let deps = dependents();
+        if !deps.is_empty() {
+            return Err(ApiError::object(format!(
+                "Cannot delete this feature flag because other flags depend on it: {}. Please update or delete the dependent flags first.",
+                filters::describe_flags(&deps, 5)
+            )));
+        }
+    }
+    if !flag.deleted && current.deleted
+        && project_flags.iter().any(|f| !f.deleted && f.key == flag.key && f.id != flag.id)
+    {
+        // PostHog answers 500 here (unique constraint); the key is simply taken.
+        return Err(input::key_taken());
+    }
+    if !flag.active && current.active {
+        let deps = dependents();
+        if !deps.is_empty() {
+            return Err(ApiError::object(format!(
+                "Cannot disable this feature flag because other flags depend on it: {}. Please update or disable the dependent flags first.",
+                filters::describe_flags(&deps, 5)
+            )));
+        }
+    }
+    if flag.active && !current.active {
+        let disabled: Vec<&Flag> = flag
+            .dependency_ids()
+            .into_iter()
+            .filter_map(|id| project_flags.iter().find(|f| f.id == id && !f.deleted && !f.active))
+            .collect();
+        if !disabled.is_empty() {
+            return Err(ApiError::object(format!(
+                "Cannot enable this feature flag because it depends on disabled flags: {}. Please enable the dependency flags first.",
+                filters::describe_flags(&disabled, 5)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Early-access enrollment conditions name the flag key; a rename must follow.
+fn rename_enrollment(filters: &mut Value, new_key: &str) {
+    let Some(Value::Array(groups)) = filters.get_mut("super_groups") else {
+        return;
+    };
+    for group in groups {
+        let Some(Value::Array(props)) = group.get_mut("properties") else {
+            continue;
+        };
+        for prop in props {
+            let renamed = prop
+                .get("key")
+                .and_then(Value::as_str)
+                .filter(|k| k.starts_with("$feature_enrollment/"))
+                .map(|_| format!("$feature_enrollment/{new_key}"));
+            if let (Some(key), Some(obj)) = (renamed, prop.as_object_mut()) {
+                obj.insert("key".into(), Value::String(key));
+            }
+        }
+    }
+}
+
+fn busy() -> ApiError {
+    ApiError::Conflict(
+        "The feature flag is being changed by many requests at once. Please retry.".into(),
+    )
+}
+
+/// Jittered so retrying writers spread out instead of colliding again.
+async fn backoff(attempt: u32) {
+    let base = 5 + 5 * u64::from(attempt.min(10));
+    let jitter = rand::random_range(0..base);
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
