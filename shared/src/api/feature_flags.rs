@@ -130,11 +130,7 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
             if body.get("active").and_then(input::parse_boolean) == Some(true) {
                 flag.performed_rollback = Some(false);
             }
-            if !flag.dependency_ids().is_empty() {
-                // PostHog skips its evaluability query for flags with dependencies.
-            } else {
-                filters::check_evaluable(&flag.filters)?;
-            }
+            filters::check_evaluable(&flag.filters)?;
             if flag.has_encrypted_payloads == Some(true) {
                 self.ctx.cipher.encrypt_payloads(&mut flag.filters, None)?;
             }
@@ -356,11 +352,7 @@ fn guard_lifecycle(current: &Flag, flag: &Flag, project_flags: &[Flag]) -> ApiRe
         }
     }
     if flag.active && !current.active {
-        let disabled: Vec<&Flag> = flag
-            .dependency_ids()
-            .into_iter()
-            .filter_map(|id| project_flags.iter().find(|f| f.id == id && !f.deleted && !f.active))
-            .collect();
+        let disabled = filters::disabled_dependencies(&flag.filters, project_flags);
         if !disabled.is_empty() {
             return Err(ApiError::object(format!(
                 "Cannot enable this feature flag because it depends on disabled flags: {}. Please enable the dependency flags first.",

@@ -126,35 +126,6 @@ impl Flag {
             .get("aggregation_group_type_index")
             .is_some_and(|v| !v.is_null())
     }
-
-    /// Ids of the flags this one depends on (`type: flag` properties in its groups).
-    pub fn dependency_ids(&self) -> Vec<i64> {
-        let mut ids = Vec::new();
-        for group in self.groups() {
-            for prop in group
-                .get("properties")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if prop.get("type").and_then(Value::as_str) == Some("flag") {
-                    if let Some(id) = flag_reference_id(prop.get("key")) {
-                        ids.push(id);
-                    }
-                }
-            }
-        }
-        ids
-    }
-}
-
-/// A flag-dependency property references another flag by integer id, as a number or a string.
-pub fn flag_reference_id(key: Option<&Value>) -> Option<i64> {
-    match key? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 /// How a reader sees payloads: the decrypted text, or PostHog's sentinel.
