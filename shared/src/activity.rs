@@ -3,8 +3,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::flag::Flag;
 use crate::identity::UserSummary;
 use crate::time::{self, Timestamp, serde_ts};
+
+/// The activity-log scope of flag entries.
+pub const FLAG_SCOPE: &str = "FeatureFlag";
 
 /// One activity-log entry as stored. `seq`/`item_seq` are assigned by the store inside the
 /// write transaction (1-based positions in the project's and the flag's logs) so pages can be
@@ -49,6 +53,128 @@ impl ActivityEntry {
     }
 }
 
+/// The diffed flag fields in PostHog's model field order, tags last (they are a relation
+/// there). Excluded: id, timestamps, authors, dashboards, project and creation context.
+fn diffed_fields(flag: &Flag) -> [(&'static str, Value); 17] {
+    let ts = |t: &Option<Timestamp>| json!(t.as_ref().map(time::format));
+    [
+        ("key", json!(flag.key)),
+        ("name", json!(flag.name)),
+        ("filters", flag.filters.clone()),
+        ("deleted", json!(flag.deleted)),
+        ("active", json!(flag.active)),
+        ("version", json!(flag.version)),
+        ("rollback_conditions", flag.rollback_conditions.clone()),
+        ("performed_rollback", json!(flag.performed_rollback)),
+        (
+            "ensure_experience_continuity",
+            json!(flag.ensure_experience_continuity),
+        ),
+        ("has_enriched_analytics", json!(flag.has_enriched_analytics)),
+        (
+            "is_remote_configuration",
+            json!(flag.is_remote_configuration),
+        ),
+        ("has_encrypted_payloads", json!(flag.has_encrypted_payloads)),
+        ("evaluation_runtime", json!(flag.evaluation_runtime)),
+        ("bucketing_identifier", json!(flag.bucketing_identifier)),
+        ("last_called_at", ts(&flag.last_called_at)),
+        ("tags", sorted(&flag.tags)),
+        ("evaluation_tags", sorted(&flag.evaluation_tags)),
+    ]
+}
+
+/// Tags are a set: reordering them is not a change.
+fn sorted(tags: &[String]) -> Value {
+    let mut tags = tags.to_vec();
+    tags.sort();
+    json!(tags)
+}
+
+/// PostHog treats empty values as absent, so filling an empty field is "created".
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+fn change(field: &str, action: &str, before: Value, after: Value) -> Value {
+    json!({"type": FLAG_SCOPE, "action": action, "field": field, "before": before, "after": after})
+}
+
+/// Changes between two stored versions, in model field order, as
+/// `{"type":"FeatureFlag","action","field","before","after"}` objects.
+pub fn flag_changes(before: &Flag, after: &Flag) -> Vec<Value> {
+    diffed_fields(before)
+        .into_iter()
+        .zip(diffed_fields(after))
+        .filter_map(
+            |((field, left), (_, right))| match (is_empty(&left), is_empty(&right)) {
+                (true, true) => None,
+                (true, false) => Some(change(field, "created", Value::Null, right)),
+                (false, true) => Some(change(field, "deleted", left, Value::Null)),
+                (false, false) if left != right => Some(change(field, "changed", left, right)),
+                (false, false) => None,
+            },
+        )
+        .collect()
+}
+
+/// What a write did, from the soft-delete switch; anything else is an update.
+fn flag_activity(before: Option<&Flag>, after: &Flag) -> &'static str {
+    match before {
+        None => "created",
+        Some(b) if !b.deleted && after.deleted => "deleted",
+        Some(b) if b.deleted && !after.deleted => "restored",
+        Some(_) => "updated",
+    }
+}
+
+/// The entry for a flag write (`before` is `None` on create). `None` for an update that
+/// changed nothing, because PostHog never logs empty updates. `seq`/`item_seq` are left 0 for
+/// the store to assign.
+pub fn flag_entry(
+    before: Option<&Flag>,
+    after: &Flag,
+    user: Option<&UserSummary>,
+    now: Timestamp,
+) -> Option<ActivityEntry> {
+    let activity = flag_activity(before, after);
+    let changes = before.map(|b| flag_changes(b, after)).unwrap_or_default();
+    if activity == "updated" && changes.is_empty() {
+        return None;
+    }
+    Some(ActivityEntry {
+        id: entry_id(now),
+        project_id: after.project_id,
+        scope: FLAG_SCOPE.into(),
+        item_id: after.id.to_string(),
+        activity: activity.into(),
+        user: user.cloned(),
+        detail: json!({
+            "changes": changes,
+            "trigger": null,
+            "type": null,
+            "name": after.key,
+            "short_id": null,
+        }),
+        created_at: now,
+        seq: 0,
+        item_seq: 0,
+    })
+}
+
+/// A UUIDv7 whose time part is the entry's own timestamp, so ids sort like `created_at`.
+fn entry_id(now: Timestamp) -> String {
+    let secs = u64::try_from(now.timestamp()).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, now.timestamp_subsec_nanos());
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
 mod detail_text {
     use serde::{Deserialize, Deserializer, Serializer};
     use serde_json::Value;
@@ -60,5 +186,258 @@ mod detail_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
         let text = String::deserialize(d)?;
         serde_json::from_str(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn now() -> Timestamp {
+        time::parse("2025-06-30T12:00:00.123456Z").unwrap()
+    }
+
+    fn user() -> UserSummary {
+        UserSummary {
+            id: 7,
+            uuid: "u".into(),
+            distinct_id: "d".into(),
+            first_name: "Ann".into(),
+            last_name: "B".into(),
+            email: "ann@example.com".into(),
+        }
+    }
+
+    fn flag() -> Flag {
+        let mut f = Flag::new(42, 3, "k".into(), user(), now() - TimeDelta::days(1));
+        f.name = "original name".into();
+        f
+    }
+
+    /// `before` with one API update applied by `edit` (version bumped like the API does).
+    fn updated(before: &Flag, edit: impl FnOnce(&mut Flag)) -> Flag {
+        let mut after = before.clone();
+        after.version += 1;
+        edit(&mut after);
+        after
+    }
+
+    fn fields(changes: &[Value]) -> Vec<&str> {
+        changes.iter().filter_map(|c| c["field"].as_str()).collect()
+    }
+
+    #[test]
+    fn create_entry_has_no_changes_and_the_full_detail() {
+        let f = flag();
+        let entry = flag_entry(None, &f, Some(&user()), now()).unwrap();
+        assert_eq!(entry.activity, "created");
+        assert_eq!(entry.scope, "FeatureFlag");
+        assert_eq!(entry.item_id, "42");
+        assert_eq!(entry.project_id, 3);
+        assert_eq!(entry.user, Some(user()));
+        assert_eq!(entry.created_at, now());
+        assert_eq!((entry.seq, entry.item_seq), (0, 0));
+        assert_eq!(
+            entry.detail,
+            json!({"changes": [], "trigger": null, "type": null, "name": "k", "short_id": null})
+        );
+    }
+
+    #[test]
+    fn entry_id_is_a_uuid_v7_carrying_the_entry_time() {
+        let entry = flag_entry(None, &flag(), None, now()).unwrap();
+        let id = uuid::Uuid::parse_str(&entry.id).unwrap();
+        assert_eq!(id.get_version_num(), 7);
+        let (secs, _) = id.get_timestamp().unwrap().to_unix();
+        assert_eq!(secs, now().timestamp() as u64);
+        let other = flag_entry(None, &flag(), None, now()).unwrap();
+        assert_ne!(entry.id, other.id);
+    }
+
+    #[test]
+    fn spec_example_name_filters_and_version() {
+        let before = flag();
+        let after = updated(&before, |f| {
+            f.name = "Updated name".into();
+            f.filters = json!({"groups": [{"properties": [], "rollout_percentage": 74}]});
+            f.updated_at = now();
+            f.last_modified_by = Some(user());
+        });
+        let entry = flag_entry(Some(&before), &after, Some(&user()), now()).unwrap();
+        assert_eq!(entry.activity, "updated");
+        assert_eq!(
+            entry.detail["changes"],
+            json!([
+                {"type": "FeatureFlag", "action": "changed", "field": "name", "before": "original name", "after": "Updated name"},
+                {"type": "FeatureFlag", "action": "created", "field": "filters", "before": null,
+                 "after": {"groups": [{"properties": [], "rollout_percentage": 74}]}},
+                {"type": "FeatureFlag", "action": "changed", "field": "version", "before": 1, "after": 2}
+            ])
+        );
+    }
+
+    #[test]
+    fn update_without_changes_is_not_logged() {
+        let before = flag();
+        let mut after = before.clone();
+        // Only excluded fields move.
+        after.updated_at = now();
+        after.created_at = now();
+        after.last_modified_by = None;
+        after.created_by = None;
+        after.usage_dashboard = Some(9);
+        after.analytics_dashboards = vec![1, 2];
+        after.creation_context = "surveys".into();
+        after.project_id = 99;
+        after.id = 43;
+        assert!(flag_changes(&before, &after).is_empty());
+        assert!(flag_entry(Some(&before), &after, Some(&user()), now()).is_none());
+    }
+
+    #[test]
+    fn soft_delete_and_restore() {
+        let live = flag();
+        let gone = updated(&live, |f| f.deleted = true);
+        let entry = flag_entry(Some(&live), &gone, Some(&user()), now()).unwrap();
+        assert_eq!(entry.activity, "deleted");
+        assert_eq!(
+            entry.detail["changes"][0],
+            json!({"type": "FeatureFlag", "action": "changed", "field": "deleted", "before": false, "after": true})
+        );
+        let back = updated(&gone, |f| f.deleted = false);
+        let entry = flag_entry(Some(&gone), &back, None, now()).unwrap();
+        assert_eq!(entry.activity, "restored");
+        assert_eq!(entry.user, None);
+        assert_eq!(entry.to_json()["user"]["first_name"], "System");
+    }
+
+    #[test]
+    fn emptied_values_are_deleted_and_filled_ones_created() {
+        let before = flag();
+        let after = updated(&before, |f| {
+            f.name = String::new();
+            f.rollback_conditions = json!([{"threshold": 5}]);
+        });
+        let changes = flag_changes(&before, &after);
+        assert_eq!(
+            changes[0],
+            json!({"type": "FeatureFlag", "action": "deleted", "field": "name", "before": "original name", "after": null})
+        );
+        assert_eq!(
+            changes[2],
+            json!({"type": "FeatureFlag", "action": "created", "field": "rollback_conditions", "before": null, "after": [{"threshold": 5}]})
+        );
+    }
+
+    #[test]
+    fn empty_to_empty_of_another_kind_is_no_change() {
+        let before = flag();
+        let mut after = before.clone();
+        after.rollback_conditions = json!([]);
+        after.filters = Value::Null;
+        assert!(flag_changes(&before, &after).is_empty());
+    }
+
+    #[test]
+    fn false_is_a_value_not_an_absence() {
+        let before = flag();
+        let after = updated(&before, |f| {
+            f.performed_rollback = Some(false);
+            f.ensure_experience_continuity = None;
+        });
+        let changes = flag_changes(&before, &after);
+        assert_eq!(
+            changes[1],
+            json!({"type": "FeatureFlag", "action": "created", "field": "performed_rollback", "before": null, "after": false})
+        );
+        assert_eq!(
+            changes[2],
+            json!({"type": "FeatureFlag", "action": "deleted", "field": "ensure_experience_continuity", "before": false, "after": null})
+        );
+    }
+
+    #[test]
+    fn every_diffed_field_in_model_order() {
+        let before = flag();
+        let after = updated(&before, |f| {
+            f.key = "k2".into();
+            f.name = "n2".into();
+            f.filters = json!({"groups": []});
+            f.deleted = true;
+            f.active = false;
+            f.rollback_conditions = json!([1]);
+            f.performed_rollback = Some(true);
+            f.ensure_experience_continuity = Some(true);
+            f.has_enriched_analytics = Some(true);
+            f.is_remote_configuration = Some(true);
+            f.has_encrypted_payloads = Some(true);
+            f.evaluation_runtime = "server".into();
+            f.bucketing_identifier = "device_id".into();
+            f.last_called_at = Some(now());
+            f.tags = vec!["a".into()];
+            f.evaluation_tags = vec!["a".into()];
+        });
+        let changes = flag_changes(&before, &after);
+        assert_eq!(
+            fields(&changes),
+            [
+                "key",
+                "name",
+                "filters",
+                "deleted",
+                "active",
+                "version",
+                "rollback_conditions",
+                "performed_rollback",
+                "ensure_experience_continuity",
+                "has_enriched_analytics",
+                "is_remote_configuration",
+                "has_encrypted_payloads",
+                "evaluation_runtime",
+                "bucketing_identifier",
+                "last_called_at",
+                "tags",
+                "evaluation_tags",
+            ]
+        );
+        assert_eq!(changes[14]["after"], "2025-06-30T12:00:00.123456Z");
+        assert_eq!(changes[14]["action"], "created");
+        // The entry is named after the key the flag has now.
+        let entry = flag_entry(Some(&before), &after, None, now()).unwrap();
+        assert_eq!(entry.detail["name"], "k2");
+        assert_eq!(entry.activity, "deleted");
+    }
+
+    #[test]
+    fn tag_order_is_not_a_change_but_membership_is() {
+        let mut before = flag();
+        before.tags = vec!["b".into(), "a".into()];
+        let mut after = before.clone();
+        after.tags = vec!["a".into(), "b".into()];
+        assert!(flag_changes(&before, &after).is_empty());
+        after.tags = vec!["a".into(), "c".into()];
+        assert_eq!(
+            flag_changes(&before, &after),
+            [
+                json!({"type": "FeatureFlag", "action": "changed", "field": "tags", "before": ["a", "b"], "after": ["a", "c"]})
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_round_trip_through_storage_serde() {
+        let before = flag();
+        let after = updated(&before, |f| f.active = false);
+        let entry = flag_entry(Some(&before), &after, Some(&user()), now()).unwrap();
+        let text = serde_json::to_string(&entry).unwrap();
+        let back: ActivityEntry = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, entry);
+        let shown = entry.to_json();
+        assert_eq!(
+            shown["user"],
+            json!({"first_name": "Ann", "email": "ann@example.com"})
+        );
+        assert_eq!(shown["created_at"], "2025-06-30T12:00:00.123456Z");
     }
 }
