@@ -18,26 +18,58 @@ async fn flag_lifecycle_over_http() {
     let id = flag["id"].as_i64().expect("integer id");
 
     // Trailing slash optional on every route.
-    let no_slash = s.call("GET", &format!("/api/projects/{}/feature_flags/{id}", s.project_id), None).await;
+    let no_slash = s
+        .call(
+            "GET",
+            &format!("/api/projects/{}/feature_flags/{id}", s.project_id),
+            None,
+        )
+        .await;
     assert_eq!(no_slash.status, 200, "{}", no_slash.text);
     assert_eq!(no_slash.json()["key"], key.as_str());
 
-    let patched = s.call("PATCH", &s.flags_path(&format!("{id}/")), Some(&json!({"name": "Renamed", "version": 1}))).await;
+    let patched = s
+        .call(
+            "PATCH",
+            &s.flags_path(&format!("{id}/")),
+            Some(&json!({"name": "Renamed", "version": 1})),
+        )
+        .await;
     assert_eq!(patched.status, 200, "{}", patched.text);
     assert_eq!(patched.json()["version"], 2);
 
-    let deleted = s.call("PATCH", &s.flags_path(&format!("{id}/")), Some(&json!({"deleted": true}))).await;
+    let deleted = s
+        .call(
+            "PATCH",
+            &s.flags_path(&format!("{id}/")),
+            Some(&json!({"deleted": true})),
+        )
+        .await;
     assert_eq!(deleted.json()["deleted"], true);
-    let listed = s.call("GET", &s.flags_path(&format!("?search={key}")), None).await;
-    assert_eq!(listed.json()["count"], 0, "soft-deleted flags are hidden from the list");
+    let listed = s
+        .call("GET", &s.flags_path(&format!("?search={key}")), None)
+        .await;
+    assert_eq!(
+        listed.json()["count"],
+        0,
+        "soft-deleted flags are hidden from the list"
+    );
     let still = s.call("GET", &s.flags_path(&format!("{id}/")), None).await;
     assert_eq!(still.json()["status"], "DELETED");
 
-    let restored = s.call("PATCH", &s.flags_path(&format!("{id}/")), Some(&json!({"deleted": false}))).await;
+    let restored = s
+        .call(
+            "PATCH",
+            &s.flags_path(&format!("{id}/")),
+            Some(&json!({"deleted": false})),
+        )
+        .await;
     assert_eq!(restored.status, 200);
     assert_eq!(restored.json()["version"], 4);
 
-    let hard = s.call("DELETE", &s.flags_path(&format!("{id}/")), None).await;
+    let hard = s
+        .call("DELETE", &s.flags_path(&format!("{id}/")), None)
+        .await;
     assert_eq!(hard.status, 405);
     assert_eq!(hard.text, "", "DELETE answers 405 with an empty body");
 }
@@ -47,15 +79,44 @@ async fn list_links_are_absolute_urls_of_this_server() {
     let s = Server::from_env();
     let stem = unique_key("e2e-page");
     for i in 0..3 {
-        let r = s.call("POST", &s.flags_path(""), Some(&json!({"key": format!("{stem}-{i}")}))).await;
+        let r = s
+            .call(
+                "POST",
+                &s.flags_path(""),
+                Some(&json!({"key": format!("{stem}-{i}")})),
+            )
+            .await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
-    let page = s.call("GET", &s.flags_path(&format!("?search={stem}&limit=2")), None).await.json();
+    let page = s
+        .call(
+            "GET",
+            &s.flags_path(&format!("?search={stem}&limit=2")),
+            None,
+        )
+        .await
+        .json();
     assert_eq!(page["count"], 3);
     assert_eq!(page["results"].as_array().map(Vec::len), Some(2));
     let next = page["next"].as_str().expect("next link");
-    assert_eq!(next, format!("{}{}?limit=2&offset=2&search={stem}", s.url, s.flags_path("")));
-    let last = s.http.get(next).bearer_auth(&s.personal_api_key).send().await.unwrap().json::<Value>().await.unwrap();
+    assert_eq!(
+        next,
+        format!(
+            "{}{}?limit=2&offset=2&search={stem}",
+            s.url,
+            s.flags_path("")
+        )
+    );
+    let last = s
+        .http
+        .get(next)
+        .bearer_auth(&s.personal_api_key)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
     assert_eq!(last["results"].as_array().map(Vec::len), Some(1));
     assert_eq!(last["next"], Value::Null);
 }
@@ -69,9 +130,20 @@ async fn errors_keep_posthogs_envelope_over_http() {
         anonymous.json(),
         json!({"type": "authentication_error", "code": "not_authenticated", "detail": "Authentication credentials were not provided.", "attr": null})
     );
-    let bad_key = s.send("GET", &s.flags_path(""), Some("phx_not_a_real_key"), None).await;
-    assert_eq!(bad_key.json()["detail"], "Personal API key found in request Authorization header is invalid.");
-    let bad = s.call("POST", &s.flags_path(""), Some(&json!({"key": "has space"}))).await;
+    let bad_key = s
+        .send("GET", &s.flags_path(""), Some("phx_not_a_real_key"), None)
+        .await;
+    assert_eq!(
+        bad_key.json()["detail"],
+        "Personal API key found in request Authorization header is invalid."
+    );
+    let bad = s
+        .call(
+            "POST",
+            &s.flags_path(""),
+            Some(&json!({"key": "has space"})),
+        )
+        .await;
     assert_eq!(
         bad.json(),
         json!({"type": "validation_error", "code": "invalid_key", "detail": "Only letters, numbers, hyphens (-) & underscores (_) are allowed.", "attr": "key"})
@@ -79,7 +151,9 @@ async fn errors_keep_posthogs_envelope_over_http() {
     let missing = s.call("GET", &s.flags_path("999999999/"), None).await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["detail"], "Not found.");
-    let not_project = s.call("GET", "/api/projects/abc/feature_flags/", None).await;
+    let not_project = s
+        .call("GET", "/api/projects/abc/feature_flags/", None)
+        .await;
     assert_eq!(not_project.json()["detail"], "Project not found.");
 }
 
@@ -93,32 +167,71 @@ async fn oversized_body_is_a_clear_400_not_a_500() {
     let big_item = json!({"key": unique_key("e2e-big"), "name": "x".repeat(300_000)});
     let r = s.call("POST", &s.flags_path(""), Some(&big_item)).await;
     assert_eq!(r.status, 400, "{}", &r.text[..r.text.len().min(300)]);
-    assert!(r.json()["detail"].as_str().unwrap_or("").contains("too large"), "{}", r.text);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("too large"),
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test]
 async fn status_dependents_and_remote_config_over_http() {
     let s = Server::from_env();
-    let parent = s.call("POST", &s.flags_path(""), Some(&json!({"key": unique_key("e2e-parent")}))).await.json();
+    let parent = s
+        .call(
+            "POST",
+            &s.flags_path(""),
+            Some(&json!({"key": unique_key("e2e-parent")})),
+        )
+        .await
+        .json();
     let pid = parent["id"].as_i64().unwrap();
     let child_key = unique_key("e2e-child");
     let child = s
         .call("POST", &s.flags_path(""), Some(&json!({"key": child_key, "filters": {"groups": [{"properties": [{"key": pid.to_string(), "type": "flag", "value": true, "operator": "flag_evaluates_to"}], "rollout_percentage": 100}]}})))
         .await;
     assert_eq!(child.status, 201, "{}", child.text);
-    let deps = s.call("GET", &s.flags_path(&format!("{pid}/dependent_flags/")), None).await.json();
-    assert_eq!(deps, json!([{"id": child.json()["id"], "key": child_key, "name": child_key}]));
-    let status = s.call("GET", &s.flags_path(&format!("{pid}/status")), None).await.json();
-    assert_eq!(status, json!({"status": "active", "reason": "Flag has no usage data yet"}));
+    let deps = s
+        .call(
+            "GET",
+            &s.flags_path(&format!("{pid}/dependent_flags/")),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        deps,
+        json!([{"id": child.json()["id"], "key": child_key, "name": child_key}])
+    );
+    let status = s
+        .call("GET", &s.flags_path(&format!("{pid}/status")), None)
+        .await
+        .json();
+    assert_eq!(
+        status,
+        json!({"status": "active", "reason": "Flag has no usage data yet"})
+    );
 
     let config_key = unique_key("e2e-config");
     let config = s
         .call("POST", &s.flags_path(""), Some(&json!({"key": config_key, "is_remote_configuration": true, "has_encrypted_payloads": true, "filters": {"groups": [{"properties": [], "rollout_percentage": 100}], "payloads": {"true": "{\"color\": \"blue\"}"}}})))
         .await;
     assert_eq!(config.status, 201, "{}", config.text);
-    let by_secret = s.send("GET", &s.flags_path(&format!("{config_key}/remote_config/")), Some(&s.project_secret_key), None).await;
+    let by_secret = s
+        .send(
+            "GET",
+            &s.flags_path(&format!("{config_key}/remote_config/")),
+            Some(&s.project_secret_key),
+            None,
+        )
+        .await;
     assert_eq!(by_secret.status, 200, "{}", by_secret.text);
     assert_eq!(by_secret.json(), json!("{\"color\": \"blue\"}"));
-    let secret_on_list = s.send("GET", &s.flags_path(""), Some(&s.project_secret_key), None).await;
+    let secret_on_list = s
+        .send("GET", &s.flags_path(""), Some(&s.project_secret_key), None)
+        .await;
     assert_eq!(secret_on_list.status, 403);
 }

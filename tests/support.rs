@@ -20,7 +20,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
     }
 }
 
@@ -29,10 +30,16 @@ impl Server {
     pub fn from_env() -> Self {
         let url = std::env::var("E2E_API_URL")
             .expect("E2E_API_URL is not set: run the end-to-end suite with `make test`, which starts the server");
-        let path = std::env::var("E2E_CREDENTIALS").expect("E2E_CREDENTIALS is not set: run with `make test`");
+        let path = std::env::var("E2E_CREDENTIALS")
+            .expect("E2E_CREDENTIALS is not set: run with `make test`");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
         let creds: Value = serde_json::from_str(&text).expect("credentials file is JSON");
-        let field = |k: &str| creds[k].as_str().unwrap_or_else(|| panic!("credentials lack {k}")).to_string();
+        let field = |k: &str| {
+            creds[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("credentials lack {k}"))
+                .to_string()
+        };
         Server {
             url: url.trim_end_matches('/').to_string(),
             project_id: creds["project_id"].as_i64().expect("project_id"),
@@ -47,7 +54,13 @@ impl Server {
         format!("/api/projects/{}/feature_flags/{rest}", self.project_id)
     }
 
-    pub async fn send(&self, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> Reply {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if let Some(key) = key {
@@ -57,16 +70,26 @@ impl Server {
             req = req.json(body);
         }
         let resp = req.send().await.expect("request reaches the server");
-        Reply { status: resp.status().as_u16(), text: resp.text().await.expect("body") }
+        Reply {
+            status: resp.status().as_u16(),
+            text: resp.text().await.expect("body"),
+        }
     }
 
     /// As the seeded `*` personal API key.
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
-        self.send(method, path, Some(&self.personal_api_key), body).await
+        self.send(method, path, Some(&self.personal_api_key), body)
+            .await
     }
 }
 
 /// A key no other test run uses, so the suite can run against a long-lived dev server.
 pub fn unique_key(stem: &str) -> String {
-    format!("{stem}-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))
+    format!(
+        "{stem}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
 }

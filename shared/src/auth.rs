@@ -30,7 +30,10 @@ use crate::store::IdentityStore;
 #[derive(Debug, Clone)]
 pub enum Caller {
     /// A personal API key and its user.
-    Personal { key: PersonalApiKey, user: User },
+    Personal {
+        key: Box<PersonalApiKey>,
+        user: Box<User>,
+    },
     /// A project secret key (`phs_…`): only local evaluation and remote config accept it.
     ProjectSecret { project: Project },
 }
@@ -69,15 +72,24 @@ pub async fn authenticate(
             "Personal API key found in request {source} is invalid."
         ))
     };
-    let key = store.api_key_by_hash(&hash_key(&value)).await?.ok_or_else(invalid)?;
+    let key = store
+        .api_key_by_hash(&hash_key(&value))
+        .await?
+        .ok_or_else(invalid)?;
     let user = store.user(key.user_id).await?.ok_or_else(invalid)?;
     if !user.is_active {
         return Err(invalid());
     }
-    Ok(Caller::Personal { key, user })
+    Ok(Caller::Personal {
+        key: Box::new(key),
+        user: Box::new(user),
+    })
 }
 
-fn find_credential(req: &ApiRequest, body: Option<&Map<String, Value>>) -> Option<(String, &'static str)> {
+fn find_credential(
+    req: &ApiRequest,
+    body: Option<&Map<String, Value>>,
+) -> Option<(String, &'static str)> {
     if let Some(header) = req.header("authorization") {
         let header = header.trim();
         let token = header
@@ -88,10 +100,10 @@ fn find_credential(req: &ApiRequest, body: Option<&Map<String, Value>>) -> Optio
             return Some((token.to_string(), "Authorization header"));
         }
     }
-    if let Some(Value::String(key)) = body.and_then(|b| b.get("personal_api_key")) {
-        if !key.trim().is_empty() {
-            return Some((key.trim().to_string(), "body"));
-        }
+    if let Some(Value::String(key)) = body.and_then(|b| b.get("personal_api_key"))
+        && !key.trim().is_empty()
+    {
+        return Some((key.trim().to_string(), "body"));
     }
     req.query_value("personal_api_key")
         .map(str::trim)
@@ -116,7 +128,9 @@ impl Caller {
     /// Checks a scope; project secret keys carry no scopes and pass only where accepted.
     pub fn require_scope(&self, scope: &str) -> ApiResult<()> {
         match self {
-            Caller::Personal { key, .. } if !has_scope(key, scope) => Err(ApiError::missing_scope(scope)),
+            Caller::Personal { key, .. } if !has_scope(key, scope) => {
+                Err(ApiError::missing_scope(scope))
+            }
             _ => Ok(()),
         }
     }
@@ -139,18 +153,23 @@ impl Caller {
         let id = match (segment, self) {
             ("@current", Caller::Personal { user, .. }) => current_project_id(user, store).await?,
             ("@current", Caller::ProjectSecret { project }) => project.id,
-            (digits, _) => digits.parse::<i64>().map_err(|_| ApiError::project_not_found())?,
+            (digits, _) => digits
+                .parse::<i64>()
+                .map_err(|_| ApiError::project_not_found())?,
         };
-        let project = store.project(id).await?.ok_or_else(ApiError::project_not_found)?;
+        let project = store
+            .project(id)
+            .await?
+            .ok_or_else(ApiError::project_not_found)?;
         match self {
             Caller::Personal { key, user } => {
-                if let Some(teams) = &key.scoped_teams {
-                    if !teams.contains(&project.id) {
-                        return Err(ApiError::PermissionDenied(format!(
-                            "API key does not have access to the requested project: ID {}.",
-                            project.id
-                        )));
-                    }
+                if let Some(teams) = &key.scoped_teams
+                    && !teams.contains(&project.id)
+                {
+                    return Err(ApiError::PermissionDenied(format!(
+                        "API key does not have access to the requested project: ID {}.",
+                        project.id
+                    )));
                 }
                 if !user.organization_ids.contains(&project.organization_id) {
                     return Err(ApiError::PermissionDenied(
@@ -221,7 +240,10 @@ mod tests {
         let req = ApiRequest::new("GET", "/")
             .with_header("authorization", "  Bearer   phx_header ")
             .with_query("personal_api_key", "phx_query");
-        assert_eq!(find_credential(&req, Some(&body)).unwrap(), ("phx_header".into(), "Authorization header"));
+        assert_eq!(
+            find_credential(&req, Some(&body)).unwrap(),
+            ("phx_header".into(), "Authorization header")
+        );
         let req = ApiRequest::new("GET", "/").with_query("personal_api_key", "phx_query");
         assert_eq!(find_credential(&req, Some(&body)).unwrap().1, "body");
         assert_eq!(find_credential(&req, None).unwrap().1, "query string");
@@ -233,6 +255,9 @@ mod tests {
     fn generated_keys_have_prefix_and_hash_is_sha256_hex() {
         let k = generate_key("phx_");
         assert!(k.starts_with("phx_") && k.len() == 47);
-        assert_eq!(hash_key("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

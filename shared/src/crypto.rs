@@ -110,7 +110,10 @@ mod tests {
         let token = filters["payloads"]["true"].as_str().unwrap().to_string();
         assert_ne!(token, "{\"a\": 1}");
         assert_eq!(c.reveal(&filters, true)["payloads"]["true"], "{\"a\": 1}");
-        assert_eq!(c.reveal(&filters, false)["payloads"]["true"], ENCRYPTED_SENTINEL);
+        assert_eq!(
+            c.reveal(&filters, false)["payloads"]["true"],
+            ENCRYPTED_SENTINEL
+        );
         // The sentinel is itself valid JSON, so clients can echo it back.
         assert!(serde_json::from_str::<Value>(ENCRYPTED_SENTINEL).is_ok());
     }
@@ -129,7 +132,9 @@ mod tests {
     fn rotation_decrypts_with_old_key() {
         let old = Fernet::generate_key();
         let mut filters = json!({"payloads": {"true": "1"}});
-        PayloadCipher::from_keys(&old).encrypt_payloads(&mut filters, None).unwrap();
+        PayloadCipher::from_keys(&old)
+            .encrypt_payloads(&mut filters, None)
+            .unwrap();
         let rotated = PayloadCipher::from_keys(&format!("{},{}", Fernet::generate_key(), old));
         assert_eq!(rotated.reveal(&filters, true)["payloads"]["true"], "1");
     }

@@ -123,9 +123,13 @@ mod tests {
 
     #[test]
     fn envelope_has_exactly_four_keys() {
-        let body = ApiError::field("key", "unique", "There is already a feature flag with this key.")
-            .body()
-            .unwrap();
+        let body = ApiError::field(
+            "key",
+            "unique",
+            "There is already a feature flag with this key.",
+        )
+        .body()
+        .unwrap();
         assert_eq!(
             body,
             json!({"type":"validation_error","code":"unique","detail":"There is already a feature flag with this key.","attr":"key"})

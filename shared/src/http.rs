@@ -280,7 +280,10 @@ pub fn paginate(req: &ApiRequest, items: Vec<Value>) -> Value {
         .unwrap_or(0);
     let next = (offset.saturating_add(limit) < count).then(|| {
         req.url_with(
-            &[("limit", limit.to_string()), ("offset", (offset + limit).to_string())],
+            &[
+                ("limit", limit.to_string()),
+                ("offset", (offset + limit).to_string()),
+            ],
             &[],
         )
     });
@@ -289,7 +292,10 @@ pub fn paginate(req: &ApiRequest, items: Vec<Value>) -> Value {
         if prev == 0 {
             req.url_with(&[("limit", limit.to_string())], &["offset"])
         } else {
-            req.url_with(&[("limit", limit.to_string()), ("offset", prev.to_string())], &[])
+            req.url_with(
+                &[("limit", limit.to_string()), ("offset", prev.to_string())],
+                &[],
+            )
         }
     });
     let results: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
@@ -308,20 +314,44 @@ mod tests {
     #[test]
     fn next_and_previous_links_follow_drf() {
         let items: Vec<Value> = (0..5).map(|i| json!(i)).collect();
-        let page = paginate(&list_request().with_query("limit", "2").with_query("offset", "2"), items.clone());
+        let page = paginate(
+            &list_request()
+                .with_query("limit", "2")
+                .with_query("offset", "2"),
+            items.clone(),
+        );
         assert_eq!(page["count"], 5);
         assert_eq!(page["results"], json!([2, 3]));
-        assert_eq!(page["next"], "http://host/api/projects/1/feature_flags/?limit=2&offset=4");
-        assert_eq!(page["previous"], "http://host/api/projects/1/feature_flags/?limit=2");
-        let last = paginate(&list_request().with_query("limit", "2").with_query("offset", "4"), items);
+        assert_eq!(
+            page["next"],
+            "http://host/api/projects/1/feature_flags/?limit=2&offset=4"
+        );
+        assert_eq!(
+            page["previous"],
+            "http://host/api/projects/1/feature_flags/?limit=2"
+        );
+        let last = paginate(
+            &list_request()
+                .with_query("limit", "2")
+                .with_query("offset", "4"),
+            items,
+        );
         assert_eq!(last["next"], Value::Null);
-        assert_eq!(last["previous"], "http://host/api/projects/1/feature_flags/?limit=2&offset=2");
+        assert_eq!(
+            last["previous"],
+            "http://host/api/projects/1/feature_flags/?limit=2&offset=2"
+        );
     }
 
     #[test]
     fn bad_limit_and_offset_fall_back() {
         let items: Vec<Value> = (0..3).map(|i| json!(i)).collect();
-        let page = paginate(&list_request().with_query("limit", "0").with_query("offset", "-4"), items);
+        let page = paginate(
+            &list_request()
+                .with_query("limit", "0")
+                .with_query("offset", "-4"),
+            items,
+        );
         assert_eq!(page["results"], json!([0, 1, 2]));
         assert_eq!(page["previous"], Value::Null);
     }
@@ -335,7 +365,9 @@ mod tests {
 
     #[test]
     fn other_params_are_kept_and_sorted() {
-        let req = list_request().with_query("search", "a b").with_query("limit", "1");
+        let req = list_request()
+            .with_query("search", "a b")
+            .with_query("limit", "1");
         let page = paginate(&req, vec![json!(1), json!(2)]);
         assert_eq!(
             page["next"],
@@ -353,7 +385,10 @@ mod tests {
         assert_eq!(form.body_object().unwrap()["active"], "False");
         let mut bad = ApiRequest::new("POST", "/").with_header("content-type", "application/json");
         bad.body = b"{nope".to_vec();
-        assert_eq!(bad.body_object().unwrap_err().body().unwrap()["code"], "parse_error");
+        assert_eq!(
+            bad.body_object().unwrap_err().body().unwrap()["code"],
+            "parse_error"
+        );
         let list = ApiRequest::new("POST", "/").with_json(&json!([1]));
         assert_eq!(
             list.body_object().unwrap_err().to_string(),

@@ -15,7 +15,11 @@ pub fn parse(text: &str) -> Option<Timestamp> {
     if let Ok(ts) = DateTime::parse_from_rfc3339(text) {
         return Some(ts.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(text, fmt) {
             return Some(naive.and_utc());
         }

@@ -18,8 +18,16 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event: Request| handle(&store, &cipher, event))).await
 }
 
-async fn handle(store: &DynamoStore, cipher: &PayloadCipher, event: Request) -> Result<Response<Body>, Error> {
-    let ctx = Context { store, cipher, now: chrono::Utc::now() };
+async fn handle(
+    store: &DynamoStore,
+    cipher: &PayloadCipher,
+    event: Request,
+) -> Result<Response<Body>, Error> {
+    let ctx = Context {
+        store,
+        cipher,
+        now: chrono::Utc::now(),
+    };
     let response = feature_flags::handle(&ctx, &ApiRequest::from_lambda(&event)).await;
     Ok(response.into_lambda())
 }

@@ -20,19 +20,28 @@ use crate::store::{FlagStore, FlagWrite, IdentityStore, WriteError};
 /// request answers 409 rather than spin.
 const MAX_WRITE_ATTEMPTS: u32 = 40;
 
-pub async fn handle<S: FlagStore + IdentityStore>(ctx: &Context<'_, S>, req: &ApiRequest) -> ApiResponse {
+pub async fn handle<S: FlagStore + IdentityStore>(
+    ctx: &Context<'_, S>,
+    req: &ApiRequest,
+) -> ApiResponse {
     match route(ctx, req).await {
         Ok(response) => response,
         Err(e) => e.into(),
     }
 }
 
-async fn route<S: FlagStore + IdentityStore>(ctx: &Context<'_, S>, req: &ApiRequest) -> ApiResult<ApiResponse> {
+async fn route<S: FlagStore + IdentityStore>(
+    ctx: &Context<'_, S>,
+    req: &ApiRequest,
+) -> ApiResult<ApiResponse> {
     let segments = req.segments();
-    let (project_segment, rest) = project_route(&segments, "feature_flags").ok_or_else(ApiError::not_found)?;
+    let (project_segment, rest) =
+        project_route(&segments, "feature_flags").ok_or_else(ApiError::not_found)?;
     let (scope, accepts) = match (req.method.as_str(), rest.as_slice()) {
         (_, [_, "remote_config"]) => ("feature_flag:read", Accepts::PersonalKeysOrProjectSecret),
-        ("GET", [] | [_] | [_, "status" | "dependent_flags"]) => ("feature_flag:read", Accepts::PersonalKeys),
+        ("GET", [] | [_] | [_, "status" | "dependent_flags"]) => {
+            ("feature_flag:read", Accepts::PersonalKeys)
+        }
         (_, [] | [_]) => ("feature_flag:write", Accepts::PersonalKeys),
         (_, [_, "status" | "dependent_flags"]) => ("feature_flag:read", Accepts::PersonalKeys),
         _ => return Err(ApiError::not_found()),
@@ -42,7 +51,11 @@ async fn route<S: FlagStore + IdentityStore>(ctx: &Context<'_, S>, req: &ApiRequ
     let caller = auth::authenticate(req, body.as_ref().ok(), ctx.store, accepts).await?;
     caller.require_scope(scope)?;
     let project = caller.project(project_segment, ctx.store).await?;
-    let flags = FlagsEndpoint { ctx, caller: &caller, project: &project };
+    let flags = FlagsEndpoint {
+        ctx,
+        caller: &caller,
+        project: &project,
+    };
     match (req.method.as_str(), rest.as_slice()) {
         ("GET", []) => flags.list(req).await,
         ("POST", []) => flags.create(&body?).await,
@@ -81,7 +94,9 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
     fn visible_filters(&self, flag: &Flag) -> Value {
         let filters = flag.effective_filters();
         if flag.has_encrypted_payloads == Some(true) {
-            self.ctx.cipher.reveal(&filters, self.caller.sees_decrypted_payloads())
+            self.ctx
+                .cipher
+                .reveal(&filters, self.caller.sees_decrypted_payloads())
         } else {
             filters
         }
@@ -110,11 +125,19 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
     }
 
     async fn create(&self, body: &Map<String, Value>) -> ApiResult<ApiResponse> {
-        let actor = self.actor().ok_or_else(|| ApiError::internal("create without a user"))?;
+        let actor = self
+            .actor()
+            .ok_or_else(|| ApiError::internal("create without a user"))?;
         let id = self.store().next_flag_id().await?;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let project_flags = self.store().project_flags(self.project.id).await?;
-            let mut flag = Flag::new(id, self.project.id, String::new(), actor.clone(), self.ctx.now);
+            let mut flag = Flag::new(
+                id,
+                self.project.id,
+                String::new(),
+                actor.clone(),
+                self.ctx.now,
+            );
             let fctx = FilterContext {
                 is_create: true,
                 flag_key: "",
@@ -155,7 +178,12 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
         Err(busy())
     }
 
-    async fn update(&self, id: &str, body: &Map<String, Value>, mode: Mode) -> ApiResult<ApiResponse> {
+    async fn update(
+        &self,
+        id: &str,
+        body: &Map<String, Value>,
+        mode: Mode,
+    ) -> ApiResult<ApiResponse> {
         let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let project_flags = self.store().project_flags(self.project.id).await?;
@@ -166,7 +194,12 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
                 .ok_or_else(ApiError::not_found)?;
             let flag = self.updated(&current, body, mode, &project_flags)?;
             let write = FlagWrite {
-                activity: activity::flag_entry(Some(&current), &flag, self.actor().as_ref(), self.ctx.now),
+                activity: activity::flag_entry(
+                    Some(&current),
+                    &flag,
+                    self.actor().as_ref(),
+                    self.ctx.now,
+                ),
                 before: Some(current),
                 after: flag.clone(),
                 purge: Vec::new(),
@@ -182,7 +215,13 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
     }
 
     /// The flag after this request, with every PostHog rule applied (pure but for the cipher).
-    fn updated(&self, current: &Flag, body: &Map<String, Value>, mode: Mode, project_flags: &[Flag]) -> ApiResult<Flag> {
+    fn updated(
+        &self,
+        current: &Flag,
+        body: &Map<String, Value>,
+        mode: Mode,
+        project_flags: &[Flag],
+    ) -> ApiResult<Flag> {
         let mut flag = current.clone();
         let fctx = FilterContext {
             is_create: false,
@@ -213,7 +252,12 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
 
     /// Keeps stored payloads encrypted exactly when the flag says so. Filters that came in the
     /// body hold plain text (or echoed sentinels); stored ones already hold ciphertext.
-    fn protect_payloads(&self, current: &Flag, flag: &mut Flag, filters_sent: bool) -> ApiResult<()> {
+    fn protect_payloads(
+        &self,
+        current: &Flag,
+        flag: &mut Flag,
+        filters_sent: bool,
+    ) -> ApiResult<()> {
         let was = current.has_encrypted_payloads == Some(true);
         let now = flag.has_encrypted_payloads == Some(true);
         match (filters_sent, was, now) {
@@ -224,7 +268,11 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
             (false, false, true) => self.ctx.cipher.encrypt_payloads(&mut flag.filters, None),
             (_, true, false) => {
                 // Turning encryption off: store what the owner can read, not dead ciphertext.
-                let stored = if filters_sent { None } else { Some(&current.filters) };
+                let stored = if filters_sent {
+                    None
+                } else {
+                    Some(&current.filters)
+                };
                 if let Some(stored) = stored {
                     let clear = self.ctx.cipher.reveal(stored, true);
                     flag.filters = clear;
@@ -284,7 +332,10 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
                 let (state, reason) = status::status_detail(&flag, self.ctx.now);
                 ApiResponse::ok(json!({"status": state, "reason": reason}))
             }
-            None => ApiResponse::json(404, json!({"status": "unknown", "reason": "Flag could not be found"})),
+            None => ApiResponse::json(
+                404,
+                json!({"status": "unknown", "reason": "Flag could not be found"}),
+            ),
         })
     }
 
@@ -319,7 +370,11 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
         if flag.has_encrypted_payloads == Some(true) {
             filters = self.ctx.cipher.reveal(&filters, true);
         }
-        let payload = filters.get("payloads").and_then(|p| p.get("true")).cloned().unwrap_or(Value::Null);
+        let payload = filters
+            .get("payloads")
+            .and_then(|p| p.get("true"))
+            .cloned()
+            .unwrap_or(Value::Null);
         Ok(ApiResponse::ok(payload))
     }
 }
@@ -336,8 +391,11 @@ fn guard_lifecycle(current: &Flag, flag: &Flag, project_flags: &[Flag]) -> ApiRe
             )));
         }
     }
-    if !flag.deleted && current.deleted
-        && project_flags.iter().any(|f| !f.deleted && f.key == flag.key && f.id != flag.id)
+    if !flag.deleted
+        && current.deleted
+        && project_flags
+            .iter()
+            .any(|f| !f.deleted && f.key == flag.key && f.id != flag.id)
     {
         // PostHog answers 500 here (unique constraint); the key is simply taken.
         return Err(input::key_taken());

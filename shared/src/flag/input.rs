@@ -38,13 +38,22 @@ pub fn apply(
     }
     match body.get("key") {
         Some(v) => flag.key = key(v, flag.id, ctx.project_flags)?,
-        None if mode != Mode::Patch => return Err(ApiError::field("key", "required", "This field is required.")),
+        None if mode != Mode::Patch => {
+            return Err(ApiError::field(
+                "key",
+                "required",
+                "This field is required.",
+            ));
+        }
         None => {}
     }
     if let Some(v) = body.get("filters") {
         let ignored = mode == Mode::Patch && v.is_object() && v.get("groups").is_none();
         if !ignored {
-            let ctx = FilterContext { flag_key: &flag.key, ..*ctx };
+            let ctx = FilterContext {
+                flag_key: &flag.key,
+                ..*ctx
+            };
             flag.filters = filters::validate(v, &ctx)?;
         }
     }
@@ -57,7 +66,11 @@ pub fn apply(
     if let Some(v) = body.get("created_at") {
         flag.created_at = datetime("created_at", v)?;
     }
-    let version = body.get("version").map(|v| integer("version", v)).transpose()?.flatten();
+    let version = body
+        .get("version")
+        .map(|v| integer("version", v))
+        .transpose()?
+        .flatten();
     if let Some(v) = body.get("ensure_experience_continuity") {
         flag.ensure_experience_continuity = nullable_boolean("ensure_experience_continuity", v)?;
     }
@@ -79,7 +92,10 @@ pub fn apply(
     if let Some(v) = body.get("has_enriched_analytics") {
         flag.has_enriched_analytics = nullable_boolean("has_enriched_analytics", v)?;
     }
-    if let Some(v) = body.get("creation_context").filter(|_| mode == Mode::Create) {
+    if let Some(v) = body
+        .get("creation_context")
+        .filter(|_| mode == Mode::Create)
+    {
         flag.creation_context = choice("creation_context", v, CREATION_CONTEXTS)?;
     }
     if let Some(v) = body.get("is_remote_configuration") {
@@ -104,7 +120,10 @@ pub fn apply(
     if body.contains_key("evaluation_tags") {
         evaluation_tags_subset(&flag.evaluation_tags, body.get("tags").map(|_| &flag.tags))?;
     }
-    let original_flag = body.get("original_flag").and_then(Value::as_object).cloned();
+    let original_flag = body
+        .get("original_flag")
+        .and_then(Value::as_object)
+        .cloned();
     Ok(Extras {
         version,
         original_flag,
@@ -138,7 +157,11 @@ fn string(attr: &str, v: &Value) -> ApiResult<String> {
 fn key(v: &Value, own_id: i64, project_flags: &[Flag]) -> ApiResult<String> {
     let key = string("key", v)?;
     if key.is_empty() {
-        return Err(ApiError::field("key", "blank", "This field may not be blank."));
+        return Err(ApiError::field(
+            "key",
+            "blank",
+            "This field may not be blank.",
+        ));
     }
     if key.chars().count() > KEY_MAX_CHARS {
         return Err(ApiError::field(
@@ -147,10 +170,16 @@ fn key(v: &Value, own_id: i64, project_flags: &[Flag]) -> ApiResult<String> {
             "Ensure this field has no more than 400 characters.",
         ));
     }
-    if project_flags.iter().any(|f| !f.deleted && f.key == key && f.id != own_id) {
+    if project_flags
+        .iter()
+        .any(|f| !f.deleted && f.key == key && f.id != own_id)
+    {
         return Err(key_taken());
     }
-    if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if !key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err(ApiError::field(
             "key",
             "invalid_key",
@@ -161,7 +190,11 @@ fn key(v: &Value, own_id: i64, project_flags: &[Flag]) -> ApiResult<String> {
 }
 
 pub fn key_taken() -> ApiError {
-    ApiError::field("key", "unique", "There is already a feature flag with this key.")
+    ApiError::field(
+        "key",
+        "unique",
+        "There is already a feature flag with this key.",
+    )
 }
 
 /// DRF `BooleanField`: the usual spellings of true and false, nothing else.
@@ -171,8 +204,8 @@ pub fn parse_boolean(v: &Value) -> Option<bool> {
         Value::Number(n) if n.as_i64() == Some(1) => Some(true),
         Value::Number(n) if n.as_i64() == Some(0) => Some(false),
         Value::String(s) => match s.as_str() {
-            "t" | "T" | "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On"
-            | "ON" | "1" => Some(true),
+            "t" | "T" | "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on"
+            | "On" | "ON" | "1" => Some(true),
             "f" | "F" | "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off"
             | "Off" | "OFF" | "0" => Some(false),
             _ => None,
@@ -202,7 +235,11 @@ fn integer(attr: &str, v: &Value) -> ApiResult<Option<i64>> {
         Value::Null => Ok(None),
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                    .map(|f| f as i64)
+            })
             .map(Some)
             .ok_or_else(bad),
         Value::String(s) => s.trim().parse().map(Some).map_err(|_| bad()),
@@ -261,7 +298,11 @@ fn tags(attr: &str, v: &Value) -> ApiResult<Vec<String>> {
     for item in items {
         let tag = string(attr, item)?.to_lowercase();
         if tag.is_empty() {
-            return Err(ApiError::field(attr, "blank", "This field may not be blank."));
+            return Err(ApiError::field(
+                attr,
+                "blank",
+                "This field may not be blank.",
+            ));
         }
         if !out.contains(&tag) {
             out.push(tag);
@@ -277,7 +318,10 @@ fn dashboards(v: &Value) -> ApiResult<Vec<i64>> {
         return Err(ApiError::field(
             attr,
             "not_a_list",
-            format!("Expected a list of items but got type \"{}\".", crate::http::python_type(v)),
+            format!(
+                "Expected a list of items but got type \"{}\".",
+                crate::http::python_type(v)
+            ),
         ));
     };
     match items.first() {
@@ -362,24 +406,51 @@ mod tests {
         assert_eq!(err(json!({"key": ""}), Mode::Create)["code"], "blank");
         assert_eq!(err(json!({"key": "   "}), Mode::Create)["code"], "blank");
         assert_eq!(err(json!({"key": null}), Mode::Create)["code"], "null");
-        assert_eq!(err(json!({"key": "a".repeat(401)}), Mode::Create)["code"], "max_length");
-        assert_eq!(err(json!({"key": "a b"}), Mode::Create)["code"], "invalid_key");
-        assert_eq!(run(json!({"key": " ok-key_1 "}), Mode::Create, &[]).unwrap().key, "ok-key_1");
-        assert_eq!(run(json!({"key": 123}), Mode::Create, &[]).unwrap().key, "123");
+        assert_eq!(
+            err(json!({"key": "a".repeat(401)}), Mode::Create)["code"],
+            "max_length"
+        );
+        assert_eq!(
+            err(json!({"key": "a b"}), Mode::Create)["code"],
+            "invalid_key"
+        );
+        assert_eq!(
+            run(json!({"key": " ok-key_1 "}), Mode::Create, &[])
+                .unwrap()
+                .key,
+            "ok-key_1"
+        );
+        assert_eq!(
+            run(json!({"key": 123}), Mode::Create, &[]).unwrap().key,
+            "123"
+        );
     }
 
     #[test]
     fn uniqueness_is_checked_before_charset_and_ignores_deleted_and_self() {
         let mut taken = Flag::new(5, 1, "bad key".into(), user(), chrono::Utc::now());
-        let e = run(json!({"key": "bad key"}), Mode::Create, std::slice::from_ref(&taken)).unwrap_err();
+        let e = run(
+            json!({"key": "bad key"}),
+            Mode::Create,
+            std::slice::from_ref(&taken),
+        )
+        .unwrap_err();
         assert_eq!(e.body().unwrap()["code"], "unique");
         taken.deleted = true;
-        let e = run(json!({"key": "bad key"}), Mode::Create, std::slice::from_ref(&taken)).unwrap_err();
+        let e = run(
+            json!({"key": "bad key"}),
+            Mode::Create,
+            std::slice::from_ref(&taken),
+        )
+        .unwrap_err();
         assert_eq!(e.body().unwrap()["code"], "invalid_key");
         let own = Flag::new(99, 1, "mine".into(), user(), chrono::Utc::now());
         assert!(run(json!({"key": "mine"}), Mode::Patch, &[own]).is_ok());
         let other = Flag::new(7, 1, "Foo".into(), user(), chrono::Utc::now());
-        assert!(run(json!({"key": "foo"}), Mode::Create, &[other]).is_ok(), "keys are case-sensitive");
+        assert!(
+            run(json!({"key": "foo"}), Mode::Create, &[other]).is_ok(),
+            "keys are case-sensitive"
+        );
     }
 
     #[test]
@@ -387,9 +458,17 @@ mod tests {
         let f = run(json!({"active": "False", "deleted": 0}), Mode::Patch, &[]).unwrap();
         assert!(!f.active && !f.deleted);
         let e = err(json!({"active": "maybe"}), Mode::Patch);
-        assert_eq!(e, json!({"type":"validation_error","code":"invalid_input","detail":"Must be a valid boolean.","attr":"active"}));
+        assert_eq!(
+            e,
+            json!({"type":"validation_error","code":"invalid_input","detail":"Must be a valid boolean.","attr":"active"})
+        );
         assert_eq!(err(json!({"active": null}), Mode::Patch)["code"], "null");
-        let f = run(json!({"ensure_experience_continuity": null}), Mode::Patch, &[]).unwrap();
+        let f = run(
+            json!({"ensure_experience_continuity": null}),
+            Mode::Patch,
+            &[],
+        )
+        .unwrap();
         assert_eq!(f.ensure_experience_continuity, None);
     }
 
@@ -399,8 +478,14 @@ mod tests {
         assert_eq!(e["code"], "invalid_choice");
         assert_eq!(e["detail"], "\"both\" is not a valid choice.");
         assert_eq!(e["attr"], "evaluation_runtime");
-        assert_eq!(err(json!({"bucketing_identifier": "x"}), Mode::Patch)["attr"], "bucketing_identifier");
-        assert_eq!(err(json!({"version": "abc"}), Mode::Patch)["detail"], "A valid integer is required.");
+        assert_eq!(
+            err(json!({"bucketing_identifier": "x"}), Mode::Patch)["attr"],
+            "bucketing_identifier"
+        );
+        assert_eq!(
+            err(json!({"version": "abc"}), Mode::Patch)["detail"],
+            "A valid integer is required."
+        );
         let mut flag = Flag::new(1, 1, "k".into(), user(), chrono::Utc::now());
         let ctx = FilterContext {
             is_create: false,
@@ -410,28 +495,58 @@ mod tests {
             project_flags: &[],
             cohorts: &[],
         };
-        let extras = apply(json!({"version": 3}).as_object().unwrap(), Mode::Patch, &mut flag, &ctx).unwrap();
+        let extras = apply(
+            json!({"version": 3}).as_object().unwrap(),
+            Mode::Patch,
+            &mut flag,
+            &ctx,
+        )
+        .unwrap();
         assert_eq!(extras.version, Some(3));
         assert_eq!(flag.version, 1, "the client's version is only a token");
     }
 
     #[test]
     fn tags_normalised_and_evaluation_tags_subset() {
-        let f = run(json!({"tags": [" Beta", "beta", "Team-A"]}), Mode::Patch, &[]).unwrap();
+        let f = run(
+            json!({"tags": [" Beta", "beta", "Team-A"]}),
+            Mode::Patch,
+            &[],
+        )
+        .unwrap();
         assert_eq!(f.tags, vec!["beta", "team-a"]);
-        let e = err(json!({"tags": ["a"], "evaluation_tags": ["z", "a", "b"]}), Mode::Patch);
-        assert_eq!(e["detail"], "Evaluation tags must be a subset of tags. Invalid evaluation tags: b, z");
+        let e = err(
+            json!({"tags": ["a"], "evaluation_tags": ["z", "a", "b"]}),
+            Mode::Patch,
+        );
+        assert_eq!(
+            e["detail"],
+            "Evaluation tags must be a subset of tags. Invalid evaluation tags: b, z"
+        );
         assert_eq!(e["attr"], Value::Null);
-        assert!(err(json!({"evaluation_tags": ["a"]}), Mode::Patch)["detail"].as_str().unwrap().starts_with("Evaluation tags"));
+        assert!(
+            err(json!({"evaluation_tags": ["a"]}), Mode::Patch)["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("Evaluation tags")
+        );
         assert!(run(json!({"evaluation_tags": []}), Mode::Patch, &[]).is_ok());
-        let f = run(json!({"tags": ["A"], "evaluation_tags": ["a"]}), Mode::Patch, &[]).unwrap();
+        let f = run(
+            json!({"tags": ["A"], "evaluation_tags": ["a"]}),
+            Mode::Patch,
+            &[],
+        )
+        .unwrap();
         assert_eq!(f.evaluation_tags, vec!["a"]);
     }
 
     #[test]
     fn dashboards_must_exist() {
         let e = err(json!({"analytics_dashboards": [123]}), Mode::Patch);
-        assert_eq!(e, json!({"type":"validation_error","code":"does_not_exist","detail":"Invalid pk \"123\" - object does not exist.","attr":"analytics_dashboards"}));
+        assert_eq!(
+            e,
+            json!({"type":"validation_error","code":"does_not_exist","detail":"Invalid pk \"123\" - object does not exist.","attr":"analytics_dashboards"})
+        );
         assert!(run(json!({"analytics_dashboards": []}), Mode::Patch, &[]).is_ok());
     }
 
@@ -445,8 +560,16 @@ mod tests {
 
     #[test]
     fn dates() {
-        let f = run(json!({"created_at": "2020-01-01T00:00:00Z", "last_called_at": null}), Mode::Patch, &[]).unwrap();
+        let f = run(
+            json!({"created_at": "2020-01-01T00:00:00Z", "last_called_at": null}),
+            Mode::Patch,
+            &[],
+        )
+        .unwrap();
         assert_eq!(time::format(&f.created_at), "2020-01-01T00:00:00.000000Z");
-        assert_eq!(err(json!({"created_at": "soon"}), Mode::Patch)["code"], "invalid_input");
+        assert_eq!(
+            err(json!({"created_at": "soon"}), Mode::Patch)["code"],
+            "invalid_input"
+        );
     }
 }

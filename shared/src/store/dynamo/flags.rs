@@ -53,7 +53,12 @@ fn value_size(v: &AttributeValue) -> usize {
         AttributeValue::S(s) => s.len(),
         AttributeValue::N(n) => n.len().div_ceil(2) + 1,
         AttributeValue::B(b) => b.as_ref().len(),
-        AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| k.len() + value_size(v) + 1).sum::<usize>(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, v)| k.len() + value_size(v) + 1)
+                .sum::<usize>()
+        }
         AttributeValue::L(l) => 3 + l.iter().map(|v| value_size(v) + 1).sum::<usize>(),
         AttributeValue::Ss(l) => l.iter().map(String::len).sum(),
         AttributeValue::Ns(l) => l.iter().map(|n| n.len()).sum(),
@@ -113,9 +118,11 @@ impl FlagStore for DynamoStore {
             .send()
             .await
             .map_err(db_error)?;
-        Ok(out
-            .item
-            .and_then(|item| item.get("flag_id").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())))
+        Ok(out.item.and_then(|item| {
+            item.get("flag_id")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+        }))
     }
 
     async fn next_flag_id(&self) -> Result<i64, ApiError> {
@@ -132,7 +139,11 @@ impl FlagStore for DynamoStore {
             .await
             .map_err(db_error)?;
         out.attributes
-            .and_then(|a| a.get("n").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+            .and_then(|a| {
+                a.get("n")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+            })
             .ok_or_else(|| ApiError::internal("flag id counter returned nothing"))
     }
 
@@ -157,7 +168,9 @@ impl FlagStore for DynamoStore {
 
 impl DynamoStore {
     fn put_flag(&self, item: Item, before: Option<&Flag>) -> Result<TransactWriteItem, ApiError> {
-        let put = Put::builder().table_name(&self.tables.flags).set_item(Some(item));
+        let put = Put::builder()
+            .table_name(&self.tables.flags)
+            .set_item(Some(item));
         let put = match before {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(b) => put
@@ -171,9 +184,17 @@ impl DynamoStore {
 
     /// Moves the key-uniqueness item with the flag: only non-deleted flags hold their key.
     /// Returns the index of the op that claims a key, so a failure there reads as "key taken".
-    fn key_ops(&self, write: &FlagWrite, ops: &mut Vec<TransactWriteItem>) -> Result<Option<usize>, ApiError> {
+    fn key_ops(
+        &self,
+        write: &FlagWrite,
+        ops: &mut Vec<TransactWriteItem>,
+    ) -> Result<Option<usize>, ApiError> {
         let after = &write.after;
-        let held = write.before.as_ref().filter(|b| !b.deleted).map(|b| b.key.as_str());
+        let held = write
+            .before
+            .as_ref()
+            .filter(|b| !b.deleted)
+            .map(|b| b.key.as_str());
         let wanted = (!after.deleted).then_some(after.key.as_str());
         if held == wanted {
             return Ok(None);
@@ -231,7 +252,11 @@ impl DynamoStore {
     /// Appends the entry at the next position of the project's and the item's logs. The
     /// counters are advanced conditionally on the values read, so two writers can never take
     /// the same position; the loser retries.
-    async fn activity_ops(&self, mut entry: ActivityEntry, ops: &mut Vec<TransactWriteItem>) -> Result<(), ApiError> {
+    async fn activity_ops(
+        &self,
+        mut entry: ActivityEntry,
+        ops: &mut Vec<TransactWriteItem>,
+    ) -> Result<(), ApiError> {
         let scope_pk = format!("PROJECT#{}#{}", entry.project_id, entry.scope);
         let counter_pk = format!("COUNTER#{scope_pk}");
         let item_sk = format!("ITEM#{}", entry.item_id);
@@ -243,7 +268,10 @@ impl DynamoStore {
         item.insert("pk".into(), s(&scope_pk));
         item.insert("sk".into(), s(format!("SEQ#{}", padded(entry.seq))));
         item.insert("item_pk".into(), s(format!("{scope_pk}#{}", entry.item_id)));
-        item.insert("item_sk".into(), s(format!("SEQ#{}", padded(entry.item_seq))));
+        item.insert(
+            "item_sk".into(),
+            s(format!("SEQ#{}", padded(entry.item_seq))),
+        );
         let size = item_size(&item);
         if size > MAX_ITEM_BYTES {
             return Err(too_large(size, MAX_ITEM_BYTES));
@@ -286,14 +314,24 @@ impl DynamoStore {
             .map(|sk| {
                 found
                     .iter()
-                    .find(|item| item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(*sk))
+                    .find(|item| {
+                        item.get("sk")
+                            .and_then(|v| v.as_s().ok())
+                            .map(String::as_str)
+                            == Some(*sk)
+                    })
                     .and_then(|item| item.get("n")?.as_n().ok()?.parse().ok())
                     .unwrap_or(0)
             })
             .collect())
     }
 
-    fn advance_counter(&self, pk: &str, sk: &str, read: i64) -> Result<TransactWriteItem, ApiError> {
+    fn advance_counter(
+        &self,
+        pk: &str,
+        sk: &str,
+        read: i64,
+    ) -> Result<TransactWriteItem, ApiError> {
         let update = Update::builder()
             .table_name(&self.tables.activity)
             .key("pk", s(pk))
@@ -312,8 +350,17 @@ impl DynamoStore {
             .build())
     }
 
-    async fn transact(&self, ops: Vec<TransactWriteItem>, key_put: Option<usize>) -> Result<(), WriteError> {
-        let result = self.client.transact_write_items().set_transact_items(Some(ops)).send().await;
+    async fn transact(
+        &self,
+        ops: Vec<TransactWriteItem>,
+        key_put: Option<usize>,
+    ) -> Result<(), WriteError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(ops))
+            .send()
+            .await;
         let Err(err) = result else {
             return Ok(());
         };
@@ -347,7 +394,10 @@ mod tests {
     fn size_counts_names_and_nested_values() {
         let item: Item = HashMap::from([
             ("ab".to_string(), s("xyz")),
-            ("m".to_string(), AttributeValue::M(HashMap::from([("k".to_string(), s("v"))]))),
+            (
+                "m".to_string(),
+                AttributeValue::M(HashMap::from([("k".to_string(), s("v"))])),
+            ),
         ]);
         assert_eq!(item_size(&item), 2 + 3 + 1 + 3 + 1 + 1 + 1);
     }
