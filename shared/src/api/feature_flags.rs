@@ -232,6 +232,12 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
             cohorts: &[],
         };
         let extras = input::apply(body, mode, &mut flag, &fctx)?;
+        // Whether the body replaced the filters (plain text or echoed sentinels) rather than
+        // the stored ciphertext being carried over. Comparing filters can't tell: a key rename
+        // rewrites the stored super groups, and re-encrypting stored ciphertext corrupts it.
+        let filters_sent = body
+            .get("filters")
+            .is_some_and(|f| mode != Mode::Patch || f.get("groups").is_some());
         if let Some(version) = extras.version {
             self.check_conflict(current, version, body, extras.original_flag.as_ref())?;
         }
@@ -242,7 +248,6 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
         if flag.key != current.key {
             rename_enrollment(&mut flag.filters, &flag.key);
         }
-        let filters_sent = flag.filters != current.filters;
         self.protect_payloads(current, &mut flag, filters_sent)?;
         flag.version = current.version + 1;
         flag.last_modified_by = self.actor();

@@ -50,10 +50,14 @@ pub fn apply(
     if let Some(v) = body.get("filters") {
         let ignored = mode == Mode::Patch && v.is_object() && v.get("groups").is_none();
         if !ignored {
-            let ctx = FilterContext {
-                flag_key: &flag.key,
-                ..*ctx
+            // PostHog names "the flag" (self-dependency, cycle paths) by the submitted key on
+            // create but by the stored key on update, even when the same body renames it.
+            let flag_key = if ctx.is_create {
+                &flag.key
+            } else {
+                ctx.flag_key
             };
+            let ctx = FilterContext { flag_key, ..*ctx };
             flag.filters = filters::validate(v, &ctx)?;
         }
     }
