@@ -171,9 +171,11 @@ impl ApiRequest {
             .collect();
         pairs.extend(set.iter().map(|(k, v)| (k.to_string(), v.clone())));
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs)
-            .finish();
+        let query = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", quote_plus(k), quote_plus(v)))
+            .collect::<Vec<_>>()
+            .join("&");
         let mut url = format!("{}{}", self.origin(), self.path);
         if !query.is_empty() {
             url.push('?');
@@ -181,6 +183,23 @@ impl ApiRequest {
         }
         url
     }
+}
+
+/// Python's `urllib.parse.quote_plus`, which DRF's links go through: unreserved characters
+/// (`A-Z a-z 0-9 - . _ ~`) kept, space as `+`, every other UTF-8 byte as `%XX`. (The WHATWG
+/// form encoder differs on `~` and `*`.)
+fn quote_plus(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char)
+            }
+            b' ' => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
 }
 
 fn form_object(body: &[u8]) -> Value {

@@ -79,6 +79,20 @@ async fn invalid_personal_key_names_where_it_was_found() {
         None,
     );
 
+    // Any other bearer token (no JWT or OAuth support here) ends the same way.
+    for token in ["not-a-key", "pha_oauthtoken", "eyJhbGciOiJIUzI1NiJ9.e30.x"] {
+        let r = w
+            .send(bearer(ApiRequest::new("GET", &w.path("")), token))
+            .await;
+        assert_error(
+            &r,
+            401,
+            "authentication_failed",
+            "Personal API key found in request Authorization header is invalid.",
+            None,
+        );
+    }
+
     let body = json!({"personal_api_key": "phx_doesnotexist", "key": "via-body"});
     let r = w
         .send(ApiRequest::new("POST", &w.path("")).with_json(&body))

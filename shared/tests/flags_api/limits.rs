@@ -80,6 +80,23 @@ async fn flag_over_the_item_budget_is_400_on_create_and_update() {
 }
 
 #[tokio::test]
+async fn a_flag_at_the_budget_can_still_be_changed_entirely() {
+    let w = World::new().await;
+    // The update's activity entry holds the old and the new filters: twice the flag.
+    let id = id_of(&w.create(big_payload_body("edge", 185 * 1024)).await);
+    let r = patch(&w, id, big_payload_body("edge", 186 * 1024)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["version"], 2);
+    let r = patch(
+        &w,
+        id,
+        json!({"key": "edge-renamed", "name": "x".repeat(2000)}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
 async fn encrypted_payload_growth_counts_against_the_budget() {
     let w = World::new().await;
     // ~170 KB of clear text fits, but its Fernet token (base64, +~35%) does not.

@@ -422,6 +422,17 @@ async fn pagination_links_are_absolute_and_follow_drf() {
         format!("{base}?active=true&limit=1&offset=1&search=flag")
     );
 
+    // Values are encoded like Python's `urlencode` (quote_plus): `~` kept, `*` escaped.
+    let page = list(
+        &w,
+        &[("limit", "1"), ("excluded_properties", r#"["a~b*c d"]"#)],
+    )
+    .await;
+    assert_eq!(
+        page["next"],
+        format!("{base}?excluded_properties=%5B%22a~b%2Ac+d%22%5D&limit=1&offset=1")
+    );
+
     // Without the trailing slash the links keep the client's path.
     let bare = w.path("");
     let bare = bare.trim_end_matches('/');
@@ -444,6 +455,11 @@ async fn pagination_edge_values() {
     assert_eq!(past["count"], 3);
     assert_eq!(past["results"], json!([]));
     assert_eq!(past["next"], Value::Null);
+    let base = format!(
+        "http://testserver/api/projects/{}/feature_flags/",
+        w.project.id
+    );
+    assert_eq!(past["previous"], format!("{base}?limit=100"));
     for (limit, offset) in [("0", "0"), ("-3", "-1"), ("abc", "x")] {
         let page = list(&w, &[("limit", limit), ("offset", offset)]).await;
         assert_eq!(
