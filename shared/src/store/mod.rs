@@ -3,6 +3,7 @@
 
 pub mod dynamo;
 pub mod tables;
+pub mod testing;
 
 use std::future::Future;
 
