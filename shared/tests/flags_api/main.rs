@@ -5,7 +5,8 @@
 //! Coverage map (management-api.md): §2 auth → `auth`; §5.1 list → `list`; §3.1 defaults,
 //! §5.2 create, key rules E1–E5 → `create`; §4 filters E6–E28 → `filters`; §5.3–§5.5
 //! retrieve/update/delete, E31–E35 → `update`, `lifecycle`; §5.7 → `encrypted`; §5.6, §7 →
-//! `status`; limits → `limits`; concurrency → `concurrency`; §6.3 entries → `activity`.
+//! `status`; the DynamoDB adapter → `store`; limits → `limits`; parallel writers →
+//! `concurrency`; §6.3 entries → `activity`.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -20,5 +21,6 @@ mod lifecycle;
 mod limits;
 mod list;
 mod status;
+mod store;
 mod support;
 mod update;

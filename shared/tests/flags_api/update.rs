@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 use shared::http::ApiRequest;
+use shared::store::{FlagStore, FlagWrite};
 
 use crate::common::{World, add_user, assert_error};
 use crate::support::*;
@@ -465,4 +466,38 @@ async fn patch_validates_fields_like_create() {
         ),
         (Value::Null, json!(true))
     );
+}
+
+#[tokio::test]
+async fn conflict_without_a_known_last_editor_names_another_user() {
+    let w = World::new().await;
+    // A flag last written by the system (no last_modified_by), straight through the store.
+    let mut flag = shared::flag::Flag::new(
+        w.store.next_flag_id().await.unwrap(),
+        w.project.id,
+        "system-flag".into(),
+        shared::identity::UserSummary::from(&w.user),
+        chrono::Utc::now(),
+    );
+    flag.name = "set by the system".into();
+    flag.version = 3;
+    flag.last_modified_by = None;
+    let id = flag.id;
+    w.store
+        .write_flag(FlagWrite {
+            before: None,
+            after: flag,
+            purge: vec![],
+            activity: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(retrieve(&w, id).await["last_modified_by"], Value::Null);
+    let r = patch(
+        &w,
+        id,
+        json!({"name": "mine", "version": 2, "original_flag": {"name": "old"}}),
+    )
+    .await;
+    assert_error(&r, 409, "conflict", &conflict("another user"), None);
 }
