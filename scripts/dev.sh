@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make dev`: DynamoDB Local persisted under .local/dynamodb/ on 127.0.0.1:${DYNAMODB_PORT:-8000}
+# (reused if something already listens there), tables from template.yaml, a generated .env.local,
+# idempotently seeded dev credentials in .local/dev-credentials.json, and the API served by
+# `cargo lambda watch` on 127.0.0.1:${PORT:-9000}. Ctrl-C stops everything this script started.
+set -euo pipefail
+LOG_NAME=dev
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+DDB_PORT="${DYNAMODB_PORT:-8000}"
+API_PORT="${PORT:-9000}"
+DDB_PID=""
+WATCH_PID=""
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n "$WATCH_PID" ]]; then
+        log "stopping cargo lambda watch (pid $WATCH_PID)"
+        # SIGINT to cargo-lambda itself: it stops its functions; SIGTERM would orphan them.
+        stop_pid "$WATCH_PID" INT 20
+    fi
+    if [[ -n "$DDB_PID" ]]; then
+        log "stopping DynamoDB Local (pid $DDB_PID)"
+        stop_pid "$DDB_PID" TERM 20
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if port_open "$API_PORT"; then
+    die "127.0.0.1:$API_PORT is already in use (another make dev?); choose another with PORT=..."
+fi
+
+mkdir -p .local
+if port_open "$DDB_PORT"; then
+    log "reusing the DynamoDB already listening on 127.0.0.1:$DDB_PORT (left running on exit)"
+else
+    start_dynamodb "$DDB_PORT" "$ROOT/.local/dynamodb" "$ROOT/.local/dynamodb.log"
+fi
+endpoint="http://127.0.0.1:$DDB_PORT"
+
+log "building flagsctl and the functions"
+cargo build --quiet -p flagsctl
+for function_dir in functions/*/; do
+    cargo build --quiet -p "$(basename "$function_dir")"
+done
+
+flags_table="${FLAGS_TABLE:-flags}"
+activity_table="${ACTIVITY_TABLE:-activity}"
+identity_table="${IDENTITY_TABLE:-identity}"
+flagsctl() {
+    env -u FLAGSCTL_AWS AWS_ENDPOINT_URL_DYNAMODB="$endpoint" FLAGS_TABLE="$flags_table" \
+        ACTIVITY_TABLE="$activity_table" IDENTITY_TABLE="$identity_table" \
+        "$(flagsctl_bin)" "$@"
+}
+
+created="$(flagsctl create-tables --template template.yaml)"
+log "tables: $(tr -d ' \n' <<<"$created")"
+
+# One payload-encryption key per checkout, kept so encrypted payloads stay readable.
+key_file=.local/flag-payload-encryption.key
+if [[ ! -s "$key_file" ]]; then
+    (umask 077 && new_fernet_key >"$key_file")
+fi
+write_env_file .env.local "$endpoint" "$flags_table" "$activity_table" "$identity_table" \
+    "$(cat "$key_file")"
+
+log "dev credentials (.local/dev-credentials.json):"
+flagsctl seed-dev --out .local/dev-credentials.json --api-url "http://127.0.0.1:$API_PORT"
+
+log "serving http://127.0.0.1:$API_PORT with cargo lambda watch (Ctrl-C stops everything)"
+cargo-lambda lambda watch --invoke-address 127.0.0.1 --invoke-port "$API_PORT" \
+    --env-file .env.local </dev/null &
+WATCH_PID=$!
+wait "$WATCH_PID"

