@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use shared::api::{Context, feature_flags};
+use shared::api::{Context, activity, feature_flags};
 use shared::auth::{generate_key, hash_key};
 use shared::crypto::PayloadCipher;
 use shared::http::{ApiRequest, ApiResponse};
@@ -34,7 +34,11 @@ impl World {
     pub async fn new() -> Self {
         let store = local_store().await;
         let now = chrono::Utc::now();
-        let org = Organization { id: uuid::Uuid::new_v4().to_string(), name: "Org".into(), created_at: now };
+        let org = Organization {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: "Org".into(),
+            created_at: now,
+        };
         store.put_organization(&org).await.unwrap();
         let secret_key = generate_key("phs_");
         let project = Project {
@@ -60,7 +64,12 @@ impl World {
         world
     }
 
-    pub async fn add_key(&self, user_id: i64, scopes: &[&str], projects: Option<Vec<i64>>) -> String {
+    pub async fn add_key(
+        &self,
+        user_id: i64,
+        scopes: &[&str],
+        projects: Option<Vec<i64>>,
+    ) -> String {
         let plain = generate_key("phx_");
         let key = PersonalApiKey {
             id: uuid::Uuid::new_v4().to_string(),
@@ -78,7 +87,11 @@ impl World {
 
     /// Another project in its own organization, which this world's user is not a member of.
     pub async fn foreign_project(&self) -> Project {
-        let org = Organization { id: uuid::Uuid::new_v4().to_string(), name: "Other".into(), created_at: chrono::Utc::now() };
+        let org = Organization {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: "Other".into(),
+            created_at: chrono::Utc::now(),
+        };
         self.store.put_organization(&org).await.unwrap();
         self.add_project(&org.id).await
     }
@@ -101,14 +114,34 @@ impl World {
     }
 
     pub async fn send(&self, req: ApiRequest) -> Response {
-        let ctx = Context { store: &self.store, cipher: &self.cipher, now: chrono::Utc::now() };
-        let ApiResponse { status, body, .. } = feature_flags::handle(&ctx, &req.with_header("host", "testserver")).await;
-        Response { status, body: body.unwrap_or(Value::Null) }
+        let ctx = Context {
+            store: &self.store,
+            cipher: &self.cipher,
+            now: chrono::Utc::now(),
+        };
+        let ApiResponse { status, body, .. } =
+            feature_flags::handle(&ctx, &req.with_header("host", "testserver")).await;
+        Response {
+            status,
+            body: body.unwrap_or(Value::Null),
+        }
+    }
+
+    /// Through the activity function's handler; the raw answer, so an empty body (`None`)
+    /// differs from JSON `null`.
+    pub async fn send_activity(&self, req: ApiRequest) -> ApiResponse {
+        let ctx = Context {
+            store: &self.store,
+            cipher: &self.cipher,
+            now: chrono::Utc::now(),
+        };
+        activity::handle(&ctx, &req.with_header("host", "testserver")).await
     }
 
     /// A request authenticated with this world's `*` key.
     pub fn req(&self, method: &str, rest: &str) -> ApiRequest {
-        ApiRequest::new(method, &self.path(rest)).with_header("authorization", &format!("Bearer {}", self.key))
+        ApiRequest::new(method, &self.path(rest))
+            .with_header("authorization", &format!("Bearer {}", self.key))
     }
 
     pub async fn call(&self, method: &str, rest: &str, body: Option<Value>) -> Response {
