@@ -22,7 +22,8 @@ pub struct Tables {
 
 impl Tables {
     pub fn from_env() -> Self {
-        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
         Tables {
             flags: var("FLAGS_TABLE", "flags"),
             activity: var("ACTIVITY_TABLE", "activity"),
@@ -74,8 +75,10 @@ pub trait FlagStore: Sync {
     ) -> impl Future<Output = Result<Option<Flag>, ApiError>> + Send;
 
     /// Every flag of the project, soft-deleted ones included.
-    fn project_flags(&self, project_id: i64)
-    -> impl Future<Output = Result<Vec<Flag>, ApiError>> + Send;
+    fn project_flags(
+        &self,
+        project_id: i64,
+    ) -> impl Future<Output = Result<Vec<Flag>, ApiError>> + Send;
 
     /// Id of the non-deleted flag holding `key`, if any.
     fn key_owner(
@@ -87,8 +90,39 @@ pub trait FlagStore: Sync {
     /// Globally unique, increasing flag ids.
     fn next_flag_id(&self) -> impl Future<Output = Result<i64, ApiError>> + Send;
 
-    fn write_flag(&self, write: FlagWrite)
-    -> impl Future<Output = Result<(), WriteError>> + Send;
+    fn write_flag(&self, write: FlagWrite) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// Reading an activity log: the project's log of one scope (`item: None`) or one item's
+/// (`Some(flag id)`). Entries hold dense 1-based positions, so page `p` of size `l` is the
+/// position range ending at `count - (p - 1) * l`: one Query, no offset to skip over.
+pub trait ActivityStore: Sync {
+    /// Entries in the log so far (a counter kept in the same transactions as the entries).
+    fn activity_count(
+        &self,
+        project_id: i64,
+        scope: &str,
+        item: Option<&str>,
+    ) -> impl Future<Output = Result<i64, ApiError>> + Send;
+
+    /// Up to `count` entries, newest first, starting at position `newest` (inclusive) and
+    /// going down.
+    fn activity_page(
+        &self,
+        project_id: i64,
+        scope: &str,
+        item: Option<&str>,
+        newest: i64,
+        count: i64,
+    ) -> impl Future<Output = Result<Vec<ActivityEntry>, ApiError>> + Send;
+
+    /// The entry at position `seq` of the project's log of `scope`.
+    fn activity_entry(
+        &self,
+        project_id: i64,
+        scope: &str,
+        seq: i64,
+    ) -> impl Future<Output = Result<Option<ActivityEntry>, ApiError>> + Send;
 }
 
 pub trait IdentityStore: Sync {
@@ -118,8 +152,10 @@ pub trait IdentityStore: Sync {
 
 /// Admin operations (flagsctl, dev seeding, tests); never on a request path.
 pub trait IdentityAdmin: IdentityStore {
-    fn put_organization(&self, org: &Organization)
-    -> impl Future<Output = Result<(), ApiError>> + Send;
+    fn put_organization(
+        &self,
+        org: &Organization,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
     fn organization(
         &self,
         id: &str,
@@ -129,8 +165,10 @@ pub trait IdentityAdmin: IdentityStore {
     /// Writes the project with its token and secret-key lookup items.
     fn put_project(&self, project: &Project) -> impl Future<Output = Result<(), ApiError>> + Send;
     fn put_user(&self, user: &User) -> impl Future<Output = Result<(), ApiError>> + Send;
-    fn put_api_key(&self, key: &PersonalApiKey)
-    -> impl Future<Output = Result<(), ApiError>> + Send;
+    fn put_api_key(
+        &self,
+        key: &PersonalApiKey,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
     fn user_api_keys(
         &self,
         user_id: i64,
