@@ -5,6 +5,7 @@ pub mod activity;
 pub mod api;
 pub mod auth;
 pub mod crypto;
+pub mod early_access;
 pub mod error;
 pub mod filters;
 pub mod flag;
