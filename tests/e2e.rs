@@ -235,3 +235,104 @@ async fn status_dependents_and_remote_config_over_http() {
         .await;
     assert_eq!(secret_on_list.status, 403);
 }
+
+/// The activity function behind the router: `/feature_flags/activity` must reach it, not the
+/// feature-flags function's `/feature_flags/{id}`.
+#[tokio::test]
+async fn activity_log_pages_and_revert_over_http() {
+    let s = Server::from_env();
+    let key = unique_key("e2e-activity");
+    let created = s
+        .call(
+            "POST",
+            &s.flags_path(""),
+            Some(&json!({"key": key, "name": "first"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json()["id"].as_i64().expect("integer id");
+    let renamed = s
+        .call(
+            "PATCH",
+            &s.flags_path(&format!("{id}/")),
+            Some(&json!({"name": "second"})),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+
+    let log_path = s.flags_path(&format!("{id}/activity"));
+    let log = s.call("GET", &format!("{log_path}?limit=1"), None).await;
+    assert_eq!(log.status, 200, "{}", log.text);
+    let log = log.json();
+    assert_eq!(log["total_count"], 2);
+    assert_eq!(log["results"][0]["activity"], "updated");
+    assert_eq!(
+        log["next"],
+        format!("{}{log_path}?limit=1&page=2", s.url),
+        "absolute links to this server"
+    );
+    let older = s
+        .http
+        .get(log["next"].as_str().expect("next link"))
+        .bearer_auth(&s.personal_api_key)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(older["results"][0]["activity"], "created");
+    assert_eq!(older["next"], Value::Null);
+    let created_entry = older["results"][0]["id"]
+        .as_str()
+        .expect("entry id")
+        .to_string();
+
+    let project_log = s
+        .call("GET", &s.flags_path("activity/?limit=100"), None)
+        .await;
+    assert_eq!(project_log.status, 200, "{}", project_log.text);
+    let project_log = project_log.json();
+    assert!(project_log["total_count"].as_i64().unwrap_or(0) >= 2);
+    assert!(
+        project_log["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .any(|e| e["id"] == created_entry.as_str()),
+        "the project log holds the flag's entries"
+    );
+
+    let reverted = s
+        .call(
+            "POST",
+            &s.flags_path(&format!("{id}/activity/{created_entry}/revert/")),
+            None,
+        )
+        .await;
+    assert_eq!(reverted.status, 200, "{}", reverted.text);
+    assert_eq!(reverted.json()["name"], "first");
+    assert_eq!(reverted.json()["version"], 3);
+    let newest = s.call("GET", &format!("{log_path}/"), None).await.json();
+    assert_eq!(newest["total_count"], 3);
+    assert_eq!(
+        newest["results"][0]["detail"]["trigger"],
+        json!({"job_type": "revert", "job_id": created_entry, "payload": {}})
+    );
+
+    let missing = s
+        .call("GET", &s.flags_path("999999999/activity/"), None)
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.text, "",
+        "unknown flags answer 404 with an empty body"
+    );
+    let bad_limit = s.call("GET", &s.flags_path("activity?limit=0"), None).await;
+    assert_eq!(
+        bad_limit.json(),
+        json!({"type": "validation_error", "code": "min_value", "detail": "Ensure this value is greater than or equal to 1.", "attr": "limit"})
+    );
+    let anonymous = s.send("GET", &s.flags_path("activity/"), None, None).await;
+    assert_eq!(anonymous.status, 401);
+}

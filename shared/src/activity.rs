@@ -12,7 +12,8 @@ pub const FLAG_SCOPE: &str = "FeatureFlag";
 
 /// One activity-log entry as stored. `seq`/`item_seq` are assigned by the store inside the
 /// write transaction (1-based positions in the project's and the flag's logs) so pages can be
-/// read by key range without counting.
+/// read by key range without counting. The store then replaces `id` with
+/// [`positioned_entry_id`], so an id alone locates its entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityEntry {
     pub id: String,
@@ -32,6 +33,11 @@ pub struct ActivityEntry {
     pub seq: i64,
     #[serde(default)]
     pub item_seq: i64,
+    /// The item's editable fields right after this change, as JSON text (see
+    /// [`flag_snapshot`]): what a revert to this entry restores. Absent on entries written
+    /// before snapshots existed and on entries too large to carry one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 impl ActivityEntry {
@@ -51,6 +57,36 @@ impl ActivityEntry {
             "created_at": time::format(&self.created_at),
         })
     }
+}
+
+/// The fields a user edits through PATCH/PUT, in the body shape those accept, so a revert can
+/// send them back through the same validation. Usage data (`last_called_at`), `version`,
+/// authors, timestamps and `creation_context` are not the user's configuration. `filters` are
+/// as stored: payloads stay encrypted when the flag encrypts them.
+pub fn flag_snapshot(flag: &Flag) -> Value {
+    json!({
+        "key": flag.key,
+        "name": flag.name,
+        "filters": flag.filters,
+        "deleted": flag.deleted,
+        "active": flag.active,
+        "ensure_experience_continuity": flag.ensure_experience_continuity,
+        "rollback_conditions": flag.rollback_conditions,
+        "performed_rollback": flag.performed_rollback,
+        "tags": flag.tags,
+        "evaluation_tags": flag.evaluation_tags,
+        "analytics_dashboards": flag.analytics_dashboards,
+        "has_enriched_analytics": flag.has_enriched_analytics,
+        "is_remote_configuration": flag.is_remote_configuration,
+        "has_encrypted_payloads": flag.has_encrypted_payloads,
+        "evaluation_runtime": flag.evaluation_runtime,
+        "bucketing_identifier": flag.bucketing_identifier,
+    })
+}
+
+/// `detail.trigger` of an entry written by reverting to entry `reverted_id`.
+pub fn revert_trigger(reverted_id: &str) -> Value {
+    json!({"job_type": "revert", "job_id": reverted_id, "payload": {}})
 }
 
 /// The diffed flag fields in PostHog's model field order, tags last (they are a relation
@@ -165,6 +201,7 @@ pub fn flag_entry(
         created_at: now,
         seq: 0,
         item_seq: 0,
+        snapshot: Some(flag_snapshot(after).to_string()),
     })
 }
 
@@ -173,6 +210,35 @@ fn entry_id(now: Timestamp) -> String {
     let secs = u64::try_from(now.timestamp()).unwrap_or(0);
     let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, now.timestamp_subsec_nanos());
     uuid::Uuid::new_v7(ts).to_string()
+}
+
+/// Low 62 bits of a UUIDv7: the "random" part below the variant bits.
+const POSITION_MASK: u64 = (1 << 62) - 1;
+
+/// The id the store gives an entry once its position `seq` in the project's log is known: a
+/// UUIDv7 with the entry's time (ids still sort like `created_at`) whose 62 low bits hold
+/// `seq` instead of randomness. Ids stay unique within a project's log because positions are,
+/// and `POST …/activity/{id}/revert/` finds the entry with one GetItem instead of a search.
+pub fn positioned_entry_id(created_at: Timestamp, seq: i64) -> String {
+    let millis = u64::try_from(created_at.timestamp_millis()).unwrap_or(0);
+    let position = u64::try_from(seq).unwrap_or(0) & POSITION_MASK;
+    let mut tail = [0u8; 10];
+    tail[..2].copy_from_slice(&rand::random::<[u8; 2]>());
+    tail[2..].copy_from_slice(&position.to_be_bytes());
+    uuid::Builder::from_unix_timestamp_millis(millis, &tail)
+        .into_uuid()
+        .to_string()
+}
+
+/// The log position carried by an id from [`positioned_entry_id`]; `None` for text that is not
+/// a UUIDv7. Callers must still compare the stored entry's id: a random UUIDv7 decodes too.
+pub fn entry_position(id: &str) -> Option<i64> {
+    let uuid = uuid::Uuid::parse_str(id).ok()?;
+    if uuid.get_version_num() != 7 {
+        return None;
+    }
+    let low = u64::from_be_bytes(uuid.as_bytes()[8..].try_into().ok()?);
+    i64::try_from(low & POSITION_MASK).ok().filter(|&p| p > 0)
 }
 
 mod detail_text {
@@ -439,5 +505,62 @@ mod tests {
             json!({"first_name": "Ann", "email": "ann@example.com"})
         );
         assert_eq!(shown["created_at"], "2025-06-30T12:00:00.123456Z");
+    }
+
+    #[test]
+    fn positioned_ids_are_time_ordered_v7_carrying_their_position() {
+        for seq in [1, 2, 10_000, (1 << 62) - 1] {
+            let id = positioned_entry_id(now(), seq);
+            let uuid = uuid::Uuid::parse_str(&id).unwrap();
+            assert_eq!(uuid.get_version_num(), 7);
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122);
+            let (secs, nanos) = uuid.get_timestamp().unwrap().to_unix();
+            assert_eq!(secs, now().timestamp() as u64);
+            assert_eq!(nanos / 1_000_000, 123);
+            assert_eq!(entry_position(&id), Some(seq));
+        }
+        let later = now() + chrono::TimeDelta::milliseconds(1);
+        assert!(positioned_entry_id(now(), 9) < positioned_entry_id(later, 1));
+    }
+
+    #[test]
+    fn only_uuid_v7_text_has_a_position() {
+        assert_eq!(entry_position("nope"), None);
+        assert_eq!(entry_position(&uuid::Uuid::new_v4().to_string()), None);
+        assert_eq!(entry_position(&positioned_entry_id(now(), 0)), None);
+    }
+
+    #[test]
+    fn every_entry_carries_the_editable_fields_after_the_change() {
+        let before = flag();
+        let after = updated(&before, |f| {
+            f.name = "new".into();
+            f.tags = vec!["t".into()];
+            f.last_called_at = Some(now());
+        });
+        let entry = flag_entry(Some(&before), &after, None, now()).unwrap();
+        let snapshot: Value = serde_json::from_str(entry.snapshot.as_deref().unwrap()).unwrap();
+        assert_eq!(snapshot, flag_snapshot(&after));
+        assert_eq!(snapshot["name"], "new");
+        assert_eq!(snapshot["tags"], json!(["t"]));
+        for not_configuration in ["version", "last_called_at", "created_at", "id"] {
+            assert!(
+                snapshot.get(not_configuration).is_none(),
+                "{not_configuration}"
+            );
+        }
+        // Not part of the §6.2 shape.
+        assert!(entry.to_json().get("snapshot").is_none());
+        let created = flag_entry(None, &before, None, now()).unwrap();
+        assert!(created.snapshot.is_some());
+    }
+
+    #[test]
+    fn entries_without_a_snapshot_still_load() {
+        let entry = flag_entry(None, &flag(), None, now()).unwrap();
+        let mut stored = serde_json::to_value(&entry).unwrap();
+        stored.as_object_mut().unwrap().remove("snapshot");
+        let back: ActivityEntry = serde_json::from_value(stored).unwrap();
+        assert_eq!(back.snapshot, None);
     }
 }

@@ -183,6 +183,38 @@ impl ApiRequest {
         }
         url
     }
+
+    /// This request's absolute URL with each `set` param's value replaced where it stands, or
+    /// appended in `set` order when absent; other params keep their order. PostHog builds the
+    /// activity log's `next`/`previous` this way (`format_query_params_absolute_url`), unlike
+    /// DRF's sorted [`Self::url_with`].
+    pub fn url_replacing(&self, set: &[(&str, String)]) -> String {
+        let mut pairs: Vec<(&str, &str)> = self
+            .query
+            .iter()
+            .map(|(k, v)| {
+                let replaced = set
+                    .iter()
+                    .find(|(s, _)| s == k)
+                    .map(|(_, new)| new.as_str());
+                (k.as_str(), replaced.unwrap_or(v.as_str()))
+            })
+            .collect();
+        for (k, v) in set {
+            if !self.query.iter().any(|(q, _)| q == k) {
+                pairs.push((k, v.as_str()));
+            }
+        }
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let mut url = format!("{}{}", self.origin(), self.path);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&query);
+        }
+        url
+    }
 }
 
 /// Python's `urllib.parse.quote_plus`, which DRF's links go through: unreserved characters
@@ -391,6 +423,25 @@ mod tests {
         assert_eq!(
             page["next"],
             "http://host/api/projects/1/feature_flags/?limit=1&offset=1&search=a+b"
+        );
+    }
+
+    #[test]
+    fn replacing_keeps_param_order_and_appends_missing_ones() {
+        let bare = ApiRequest::new("GET", "/api/projects/1/feature_flags/activity")
+            .with_header("host", "testserver");
+        assert_eq!(
+            bare.url_replacing(&[("page", "2".into()), ("limit", "10".into())]),
+            "http://testserver/api/projects/1/feature_flags/activity?page=2&limit=10"
+        );
+        let req = ApiRequest::new("GET", "/a/")
+            .with_header("host", "h")
+            .with_query("limit", "3")
+            .with_query("z", "x y")
+            .with_query("page", "4");
+        assert_eq!(
+            req.url_replacing(&[("page", "5".into()), ("limit", "3".into())]),
+            "http://h/a/?limit=3&z=x+y&page=5"
         );
     }
 

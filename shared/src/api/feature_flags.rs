@@ -71,6 +71,30 @@ async fn route<S: FlagStore + IdentityStore>(
     }
 }
 
+/// An update of flag `id` made on the caller's behalf by another endpoint (the activity
+/// log's revert): exactly PATCH's validation, guards, versioning and activity entry, with
+/// `trigger` recorded in the entry's `detail.trigger`. `body_for` builds the PATCH body from
+/// the flag as currently stored (called again on every optimistic retry). Answers like PATCH.
+pub async fn update_flag<S, F>(
+    ctx: &Context<'_, S>,
+    caller: &Caller,
+    project: &Project,
+    id: i64,
+    body_for: F,
+    trigger: &Value,
+) -> ApiResult<ApiResponse>
+where
+    S: FlagStore + IdentityStore,
+    F: Fn(&Flag) -> ApiResult<Map<String, Value>> + Sync,
+{
+    let flags = FlagsEndpoint {
+        ctx,
+        caller,
+        project,
+    };
+    flags.update_id(id, body_for, Mode::Patch, trigger).await
+}
+
 struct FlagsEndpoint<'a, S> {
     ctx: &'a Context<'a, S>,
     caller: &'a Caller,
@@ -185,6 +209,22 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
         mode: Mode,
     ) -> ApiResult<ApiResponse> {
         let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
+        self.update_id(id, |_| Ok(body.clone()), mode, &Value::Null)
+            .await
+    }
+
+    /// PATCH/PUT of flag `id` with the body `body_for` makes from the stored flag; `trigger`
+    /// goes into the activity entry's `detail.trigger`.
+    async fn update_id<F>(
+        &self,
+        id: i64,
+        body_for: F,
+        mode: Mode,
+        trigger: &Value,
+    ) -> ApiResult<ApiResponse>
+    where
+        F: Fn(&Flag) -> ApiResult<Map<String, Value>> + Sync,
+    {
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let project_flags = self.store().project_flags(self.project.id).await?;
             let current = project_flags
@@ -192,14 +232,18 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
                 .find(|f| f.id == id)
                 .cloned()
                 .ok_or_else(ApiError::not_found)?;
-            let flag = self.updated(&current, body, mode, &project_flags)?;
+            let body = body_for(&current)?;
+            let flag = self.updated(&current, &body, mode, &project_flags)?;
+            let entry =
+                activity::flag_entry(Some(&current), &flag, self.actor().as_ref(), self.ctx.now)
+                    .map(|mut entry| {
+                        if let Some(detail) = entry.detail.as_object_mut() {
+                            detail.insert("trigger".into(), trigger.clone());
+                        }
+                        entry
+                    });
             let write = FlagWrite {
-                activity: activity::flag_entry(
-                    Some(&current),
-                    &flag,
-                    self.actor().as_ref(),
-                    self.ctx.now,
-                ),
+                activity: entry,
                 before: Some(current),
                 after: flag.clone(),
                 purge: Vec::new(),

@@ -1,6 +1,7 @@
 //! Endpoint handlers: route matching, authentication and HTTP mapping around the domain
 //! modules. Each function binary calls one `handle` here.
 
+pub mod activity;
 pub mod feature_flags;
 
 use crate::crypto::PayloadCipher;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use shared::api::{Context, feature_flags};
+use shared::api::{Context, activity, feature_flags};
 use shared::auth::{generate_key, hash_key};
 use shared::crypto::PayloadCipher;
 use shared::http::{ApiRequest, ApiResponse};
@@ -125,6 +125,17 @@ impl World {
             status,
             body: body.unwrap_or(Value::Null),
         }
+    }
+
+    /// Through the activity function's handler; the raw answer, so an empty body (`None`)
+    /// differs from JSON `null`.
+    pub async fn send_activity(&self, req: ApiRequest) -> ApiResponse {
+        let ctx = Context {
+            store: &self.store,
+            cipher: &self.cipher,
+            now: chrono::Utc::now(),
+        };
+        activity::handle(&ctx, &req.with_header("host", "testserver")).await
     }
 
     /// A request authenticated with this world's `*` key.

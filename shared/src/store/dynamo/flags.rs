@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{DynamoStore, db_error, n, padded, s};
-use crate::activity::ActivityEntry;
+use crate::activity::{self, ActivityEntry};
 use crate::error::ApiError;
 use crate::flag::Flag;
 use crate::store::{FlagStore, FlagWrite, WriteError};
@@ -264,6 +264,7 @@ impl DynamoStore {
         let (all, mine) = (counts[0], counts[1]);
         entry.seq = all + 1;
         entry.item_seq = mine + 1;
+        entry.id = activity::positioned_entry_id(entry.created_at, entry.seq);
         let mut item: Item = serde_dynamo::to_item(&entry).map_err(db_error)?;
         item.insert("pk".into(), s(&scope_pk));
         item.insert("sk".into(), s(format!("SEQ#{}", padded(entry.seq))));
@@ -272,6 +273,11 @@ impl DynamoStore {
             "item_sk".into(),
             s(format!("SEQ#{}", padded(entry.item_seq))),
         );
+        // The revert snapshot repeats the flag a third time (after the diff's before and
+        // after); a change that big is still logged, only without a way to revert to it.
+        if item_size(&item) > MAX_ITEM_BYTES {
+            item.remove("snapshot");
+        }
         let size = item_size(&item);
         if size > MAX_ITEM_BYTES {
             return Err(too_large(size, MAX_ITEM_BYTES));

@@ -12,6 +12,7 @@
 //! * `PROJECT#<p>#<scope>` / `SEQ#<20-digit seq>` → entry; `item_pk = PROJECT#<p>#<scope>#<item>`,
 //!   `item_sk = SEQ#<20-digit item seq>`
 //! * `COUNTER#PROJECT#<p>#<scope>` / `ALL` and `ITEM#<item>` → `n`: entries so far
+//! * entry ids are UUIDv7s carrying `seq` (`activity::positioned_entry_id`): id → one GetItem
 //!
 //! Identity table (GSI `gsi1`: `gsi1pk`, `gsi1sk`)
 //! * `COUNTER` / `<sequence>`              → `n` (project and user ids)
@@ -23,6 +24,7 @@
 //! * `APIKEY#<sha256>` / `APIKEY`          → personal API key; `gsi1pk = USER#<id>`, `gsi1sk = APIKEY#<key id>`
 //! * `APIKEYID#<key id>` / `APIKEYID`      → `secure_value` (to revoke by id)
 
+mod activity;
 mod flags;
 mod identity;
 

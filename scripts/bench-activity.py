@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Activity-log page latency for one flag with many entries, through the local server.
+
+`make dev` (or any `cargo lambda watch` of this repo) must be running. Creates a fresh
+organization, project, user and key with flagsctl (the dev project is left alone), creates one
+flag through the API, gives it N-1 more activity entries with the `seed_activity` example (real
+flag updates written through the store's own transaction, without the HTTP round trip), then
+times `GET …/feature_flags/{id}/activity/` at page 1 and at the last page, and the project log
+`GET …/feature_flags/activity/` at the same pages. Prints median and p95 in milliseconds.
+Standard library only.
+
+    python3 scripts/bench-activity.py [--entries 10000] [--runs 50]
+
+DynamoDB endpoint and table names come from --env-file (default .env.local, written by
+`make dev`), the same settings the server uses.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read_env_file(path):
+    """KEY=VALUE lines (optionally quoted), as cargo lambda reads them."""
+    env = {}
+    if not os.path.exists(path):
+        return env
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, value = line.split("=", 1)
+            env[key.strip()] = value.strip().strip('"').strip("'")
+    return env
+
+
+def run_json(cmd, env):
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout)
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def summary(name, samples):
+    return (f"{name:<46} n={len(samples):<4} median={statistics.median(samples):7.1f} ms"
+            f"   p95={percentile(samples, 95):7.1f} ms")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=10000)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--limit", type=int, default=10)
+    parser.add_argument("--credentials", default=os.path.join(ROOT, ".local", "dev-credentials.json"))
+    parser.add_argument("--env-file", default=os.path.join(ROOT, ".env.local"))
+    args = parser.parse_args()
+
+    # The server's own DynamoDB settings, so flagsctl and the seeder write where it reads.
+    env = dict(os.environ)
+    env.pop("FLAGSCTL_AWS", None)
+    env.update(read_env_file(args.env_file))
+
+    def flagsctl(*cli):
+        return run_json(["cargo", "run", "-q", "-p", "flagsctl", "--", *cli], env)
+
+    with open(args.credentials) as f:
+        api_url = json.load(f)["api_url"]
+    org = flagsctl("create-org", "--name", "bench-activity")
+    project = flagsctl("create-project", "--org", org["id"], "--name", "bench-activity")
+    user = flagsctl("create-user", "--org", org["id"], "--email", f"bench-{time.time_ns()}@example.com")
+    key = flagsctl("create-key", "--user", str(user["id"]),
+                   "--scopes", "feature_flag:write,activity_log:read")["key"]
+
+    target = urllib.parse.urlsplit(api_url)
+    conn = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=120)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    base = f"/api/projects/{project['id']}/feature_flags/"
+
+    def request(method, path, body=None):
+        start = time.perf_counter()
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        response = conn.getresponse()
+        payload = response.read()
+        elapsed = (time.perf_counter() - start) * 1000
+        if response.status >= 300:
+            sys.exit(f"{method} {path} -> {response.status}: {payload[:300]!r}")
+        return elapsed, json.loads(payload)
+
+    _, flag = request("POST", base, {"key": "bench-activity", "name": "bench"})
+    seeding = time.perf_counter()
+    seeded = run_json(["cargo", "run", "-q", "-p", "shared", "--example", "seed_activity", "--",
+                       str(project["id"]), str(flag["id"]), str(args.entries - 1)], env)
+    print(f"seeded {seeded['written'] + 1} entries in {time.perf_counter() - seeding:.0f}s", file=sys.stderr)
+
+    last_page = -(-args.entries // args.limit)
+    results = []
+    for name, path in [("flag log", f"{base}{flag['id']}/activity/"), ("project log", f"{base}activity/")]:
+        for page in (1, last_page):
+            url = f"{path}?page={page}&limit={args.limit}"
+            request("GET", url)  # the first call may start the function under cargo lambda watch
+            samples = []
+            for _ in range(args.runs):
+                elapsed, body = request("GET", url)
+                samples.append(elapsed)
+            if body["total_count"] != args.entries or len(body["results"]) == 0:
+                sys.exit(f"{url}: total_count {body['total_count']}, {len(body['results'])} results")
+            results.append(summary(f"{name}, page {page} of {last_page} (limit {args.limit})", samples))
+
+    print(f"project {project['id']}, flag {flag['id']} with {args.entries} activity entries, server {api_url}")
+    for line in results:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
