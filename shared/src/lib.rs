@@ -7,6 +7,7 @@ pub mod auth;
 pub mod crypto;
 pub mod early_access;
 pub mod error;
+pub mod evaluation;
 pub mod filters;
 pub mod flag;
 pub mod http;
