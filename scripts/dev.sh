@@ -49,12 +49,11 @@ for function_dir in functions/*/; do
     cargo build --quiet -p "$(basename "$function_dir")"
 done
 
-flags_table="${FLAGS_TABLE:-flags}"
-activity_table="${ACTIVITY_TABLE:-activity}"
-identity_table="${IDENTITY_TABLE:-identity}"
+# Table names are the template's defaults under TABLE_PREFIX (empty by default); FLAGS_TABLE
+# and friends still override one table each (shared/src/store/mod.rs, Tables::from_env).
+table_prefix="${TABLE_PREFIX:-}"
 flagsctl() {
-    env -u FLAGSCTL_AWS AWS_ENDPOINT_URL_DYNAMODB="$endpoint" FLAGS_TABLE="$flags_table" \
-        ACTIVITY_TABLE="$activity_table" IDENTITY_TABLE="$identity_table" \
+    env -u FLAGSCTL_AWS AWS_ENDPOINT_URL_DYNAMODB="$endpoint" TABLE_PREFIX="$table_prefix" \
         "$(flagsctl_bin)" "$@"
 }
 
@@ -66,8 +65,7 @@ key_file=.local/flag-payload-encryption.key
 if [[ ! -s "$key_file" ]]; then
     (umask 077 && new_fernet_key >"$key_file")
 fi
-write_env_file .env.local "$endpoint" "$flags_table" "$activity_table" "$identity_table" \
-    "$(cat "$key_file")"
+write_env_file .env.local "$endpoint" "$table_prefix" "$(cat "$key_file")"
 
 log "dev credentials (.local/dev-credentials.json):"
 flagsctl seed-dev --out .local/dev-credentials.json --api-url "http://127.0.0.1:$API_PORT"

@@ -68,14 +68,12 @@ step "end-to-end tables and credentials"
 prefix="e2e$(python3 -c 'import secrets; print(secrets.token_hex(6))')-"
 api_port="$(free_port)"
 flagsctl() {
-    env -u FLAGSCTL_AWS AWS_ENDPOINT_URL_DYNAMODB="$DYNAMODB_ENDPOINT" \
-        FLAGS_TABLE="${prefix}flags" ACTIVITY_TABLE="${prefix}activity" \
-        IDENTITY_TABLE="${prefix}identity" "$(flagsctl_bin)" "$@"
+    env -u FLAGSCTL_AWS -u FLAGS_TABLE -u ACTIVITY_TABLE -u IDENTITY_TABLE -u EARLY_ACCESS_TABLE \
+        AWS_ENDPOINT_URL_DYNAMODB="$DYNAMODB_ENDPOINT" TABLE_PREFIX="$prefix" "$(flagsctl_bin)" "$@"
 }
 flagsctl create-tables --template template.yaml >/dev/null
 flagsctl seed-dev --out "$WORK/credentials.json" --api-url "http://127.0.0.1:$api_port" >/dev/null
-write_env_file "$WORK/env" "$DYNAMODB_ENDPOINT" "${prefix}flags" "${prefix}activity" \
-    "${prefix}identity" "$(new_fernet_key)"
+write_env_file "$WORK/env" "$DYNAMODB_ENDPOINT" "$prefix" "$(new_fernet_key)"
 
 step "cargo lambda watch on 127.0.0.1:$api_port"
 cargo-lambda lambda watch --invoke-address 127.0.0.1 --invoke-port "$api_port" \
@@ -85,9 +83,11 @@ wait_http "$api_port" "$WATCH_PID" 120 || die "cargo lambda watch did not answer
 # The first request to a function starts it (cargo run, already built above); do it here so
 # the tests' timeouts don't include it. Any HTTP status will do.
 project_id="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["project_id"])' "$WORK/credentials.json")"
-warm_status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 300 \
-    "http://127.0.0.1:$api_port/api/projects/$project_id/feature_flags/" || true)"
-log "feature-flags function answered $warm_status"
+for path in feature_flags/ feature_flags/activity/ early_access_feature/; do
+    warm_status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 300 \
+        "http://127.0.0.1:$api_port/api/projects/$project_id/$path" || true)"
+    log "/api/projects/$project_id/$path answered $warm_status"
+done
 
 export E2E_API_URL="http://127.0.0.1:$api_port"
 export E2E_CREDENTIALS="$WORK/credentials.json"

@@ -4,8 +4,9 @@
 //! exit non-zero (2 for bad arguments, 1 for everything else). By default it talks to DynamoDB
 //! Local (`AWS_ENDPOINT_URL_DYNAMODB`, else `http://127.0.0.1:${DYNAMODB_PORT:-8000}`, the
 //! instance `make dev` runs); `--aws` (or `FLAGSCTL_AWS=1`) uses the normal AWS credential chain
-//! and endpoints. Table names come from `FLAGS_TABLE`, `ACTIVITY_TABLE` and `IDENTITY_TABLE`
-//! (the stack outputs of a deployment), defaulting to the local names.
+//! and endpoints. Table names come from `FLAGS_TABLE`, `ACTIVITY_TABLE`, `IDENTITY_TABLE` and
+//! `EARLY_ACCESS_TABLE` (the stack outputs of a deployment), else `TABLE_PREFIX` + the local
+//! default names.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -120,7 +121,7 @@ impl From<ApiError> for CliError {
             ApiError::Internal(cause) if cause.contains("ResourceNotFoundException") => {
                 CliError::Failed(format!(
                     "a DynamoDB table is missing (run `flagsctl create-tables`; names come from \
-                     FLAGS_TABLE, ACTIVITY_TABLE, IDENTITY_TABLE): {cause}"
+                     FLAGS_TABLE, ACTIVITY_TABLE, IDENTITY_TABLE, EARLY_ACCESS_TABLE): {cause}"
                 ))
             }
             ApiError::Internal(cause) => CliError::Failed(cause),

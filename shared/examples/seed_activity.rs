@@ -64,9 +64,10 @@ async fn rename(store: &DynamoStore, project: i64, id: i64, n: u32) -> Result<()
             before: Some(before),
             after,
             purge: Vec::new(),
+            feature: None,
         };
         match store.write_flag(write).await {
-            Ok(()) => return Ok(()),
+            Ok(_) => return Ok(()),
             Err(WriteError::Retry) => tokio::time::sleep(Duration::from_millis(5)).await,
             Err(WriteError::KeyTaken) => return Err(SeedError::Contended(id)),
             Err(WriteError::Api(e)) => return Err(e.into()),

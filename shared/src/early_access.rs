@@ -14,7 +14,14 @@ use crate::flag::Flag;
 use crate::identity::UserSummary;
 use crate::time::{self, Timestamp, serde_ts};
 
-pub const STAGES: &[&str] = &["draft", "concept", "alpha", "beta", "general-availability", "archived"];
+pub const STAGES: &[&str] = &[
+    "draft",
+    "concept",
+    "alpha",
+    "beta",
+    "general-availability",
+    "archived",
+];
 const NAME_MAX_CHARS: usize = 200;
 const URL_MAX_CHARS: usize = 800;
 const ENROLLMENT_PREFIX: &str = "$feature_enrollment/";
@@ -34,6 +41,9 @@ pub struct Feature {
     pub created_by: Option<UserSummary>,
     #[serde(with = "serde_ts")]
     pub created_at: Timestamp,
+    /// Bumped by every write; writes are conditional on it so none is lost.
+    #[serde(default)]
+    pub version: i64,
 }
 
 /// Stages whose linked flag carries the enrollment condition.
@@ -58,7 +68,10 @@ pub fn enrollment_condition(flag_key: &str) -> Value {
 /// The flag's filters with the enrollment gate added; other keys untouched.
 pub fn with_enrollment(filters: &Value, flag_key: &str) -> Value {
     let mut out = object(filters);
-    out.insert("super_groups".into(), json!([enrollment_condition(flag_key)]));
+    out.insert(
+        "super_groups".into(),
+        json!([enrollment_condition(flag_key)]),
+    );
     Value::Object(out)
 }
 
@@ -83,7 +96,11 @@ fn object(filters: &Value) -> Map<String, Value> {
 /// Django's `slugify`: NFKD then ASCII only, lower case, keep letters, digits, `_`, `-` and
 /// spaces, collapse runs of spaces and dashes into one `-`, trim `-` and `_` at both ends.
 pub fn slugify(name: &str) -> String {
-    let ascii: String = name.nfkd().filter(char::is_ascii).collect::<String>().to_lowercase();
+    let ascii: String = name
+        .nfkd()
+        .filter(char::is_ascii)
+        .collect::<String>()
+        .to_lowercase();
     let kept: String = ascii
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-') || c.is_whitespace())
@@ -107,13 +124,17 @@ pub fn slugify(name: &str) -> String {
 /// The flag PostHog creates for a feature created without `feature_flag_id`.
 pub fn new_flag_body(feature_name: &str, stage: &str) -> Map<String, Value> {
     let key = slugify(feature_name);
-    let mut filters = json!({"groups": [{"properties": [], "rollout_percentage": 0, "variant": null}]});
+    let mut filters =
+        json!({"groups": [{"properties": [], "rollout_percentage": 0, "variant": null}]});
     if enrols(stage) {
         filters = with_enrollment(&filters, &key);
     }
     let mut body = Map::new();
     body.insert("key".into(), json!(key));
-    body.insert("name".into(), json!(format!("Feature Flag for Feature {feature_name}")));
+    body.insert(
+        "name".into(),
+        json!(format!("Feature Flag for Feature {feature_name}")),
+    );
     body.insert("filters".into(), filters);
     body.insert("creation_context".into(), json!("early_access_features"));
     body.insert("active".into(), json!(true));
@@ -201,7 +222,11 @@ fn text(attr: &str, v: &Value, allow_blank: bool, max: usize) -> ApiResult<Strin
         _ => return Err(ApiError::invalid(attr, "Not a valid string.")),
     };
     if s.is_empty() && !allow_blank {
-        return Err(ApiError::field(attr, "blank", "This field may not be blank."));
+        return Err(ApiError::field(
+            attr,
+            "blank",
+            "This field may not be blank.",
+        ));
     }
     if s.chars().count() > max {
         return Err(ApiError::field(
@@ -216,13 +241,23 @@ fn text(attr: &str, v: &Value, allow_blank: bool, max: usize) -> ApiResult<Strin
 fn stage(v: &Value) -> ApiResult<String> {
     let s = match v {
         Value::String(s) => s.clone(),
-        Value::Null => return Err(ApiError::field("stage", "null", "This field may not be null.")),
+        Value::Null => {
+            return Err(ApiError::field(
+                "stage",
+                "null",
+                "This field may not be null.",
+            ));
+        }
         other => other.to_string(),
     };
     if STAGES.contains(&s.as_str()) {
         Ok(s)
     } else {
-        Err(ApiError::field("stage", "invalid_choice", format!("\"{s}\" is not a valid choice.")))
+        Err(ApiError::field(
+            "stage",
+            "invalid_choice",
+            format!("\"{s}\" is not a valid choice."),
+        ))
     }
 }
 
@@ -240,11 +275,15 @@ fn is_valid_url(s: &str) -> bool {
     let Ok(url) = url::Url::parse(s) else {
         return false;
     };
-    if !matches!(url.scheme(), "http" | "https" | "ftp" | "ftps") || s.chars().any(char::is_whitespace) {
+    if !matches!(url.scheme(), "http" | "https" | "ftp" | "ftps")
+        || s.chars().any(char::is_whitespace)
+    {
         return false;
     }
     match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || (d.contains('.') && !d.ends_with('.') && !d.starts_with('.')),
+        Some(url::Host::Domain(d)) => {
+            d == "localhost" || (d.contains('.') && !d.ends_with('.') && !d.starts_with('.'))
+        }
         Some(_) => true,
         None => false,
     }
@@ -367,22 +406,40 @@ mod tests {
         let body = new_flag_body("Hick bondoogling", "beta");
         assert_eq!(body["key"], "hick-bondoogling");
         assert_eq!(body["name"], "Feature Flag for Feature Hick bondoogling");
-        assert_eq!(body["filters"]["groups"], json!([{"properties": [], "rollout_percentage": 0, "variant": null}]));
+        assert_eq!(
+            body["filters"]["groups"],
+            json!([{"properties": [], "rollout_percentage": 0, "variant": null}])
+        );
         assert!(has_enrollment(&body["filters"]));
         assert!(!has_enrollment(&new_flag_body("x", "concept")["filters"]));
     }
 
     fn parse_err(body: Value) -> Value {
-        parse(body.as_object().unwrap(), false, true).unwrap_err().body().unwrap()
+        parse(body.as_object().unwrap(), false, true)
+            .unwrap_err()
+            .body()
+            .unwrap()
     }
 
     #[test]
     fn validation_messages() {
-        assert_eq!(parse_err(json!({"stage": "beta"})), json!({"type":"validation_error","code":"required","detail":"This field is required.","attr":"name"}));
+        assert_eq!(
+            parse_err(json!({"stage": "beta"})),
+            json!({"type":"validation_error","code":"required","detail":"This field is required.","attr":"name"})
+        );
         assert_eq!(parse_err(json!({"name": "a"}))["attr"], "stage");
-        assert_eq!(parse_err(json!({"name": "a", "stage": "foo"})), json!({"type":"validation_error","code":"invalid_choice","detail":"\"foo\" is not a valid choice.","attr":"stage"}));
-        assert_eq!(parse_err(json!({"name": "a".repeat(201), "stage": "beta"}))["code"], "max_length");
-        assert_eq!(parse_err(json!({"name": "a", "stage": "beta", "documentation_url": "not a url"})), json!({"type":"validation_error","code":"invalid_input","detail":"Enter a valid URL.","attr":"documentation_url"}));
+        assert_eq!(
+            parse_err(json!({"name": "a", "stage": "foo"})),
+            json!({"type":"validation_error","code":"invalid_choice","detail":"\"foo\" is not a valid choice.","attr":"stage"})
+        );
+        assert_eq!(
+            parse_err(json!({"name": "a".repeat(201), "stage": "beta"}))["code"],
+            "max_length"
+        );
+        assert_eq!(
+            parse_err(json!({"name": "a", "stage": "beta", "documentation_url": "not a url"})),
+            json!({"type":"validation_error","code":"invalid_input","detail":"Enter a valid URL.","attr":"documentation_url"})
+        );
         let ok = parse(json!({"name": "a", "stage": "beta", "documentation_url": "https://docs.example.com/x", "payload": null, "feature_flag_id": 0}).as_object().unwrap(), false, true).unwrap();
         assert_eq!(ok.payload, Some(json!({})));
         assert_eq!(ok.feature_flag_id, None);

@@ -19,6 +19,9 @@ pub enum ApiError {
     NotAuthenticated,
     #[error("{0}")]
     AuthenticationFailed(String),
+    /// 401 with a code of its own (the public SDK endpoints' `missing_api_key`, `invalid_api_key`).
+    #[error("{detail}")]
+    Unauthorized { code: &'static str, detail: String },
     #[error("{0}")]
     PermissionDenied(String),
     #[error("{0}")]
@@ -81,7 +84,9 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::Validation { .. } | ApiError::BadRequest { .. } => 400,
-            ApiError::NotAuthenticated | ApiError::AuthenticationFailed(_) => 401,
+            ApiError::NotAuthenticated
+            | ApiError::AuthenticationFailed(_)
+            | ApiError::Unauthorized { .. } => 401,
             ApiError::PermissionDenied(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
@@ -98,6 +103,7 @@ impl ApiError {
             ApiError::Validation { code, attr, .. } => ("validation_error", code, attr.as_deref()),
             ApiError::BadRequest { code, .. } => ("invalid_request", code, None),
             ApiError::NotAuthenticated => ("authentication_error", "not_authenticated", None),
+            ApiError::Unauthorized { code, .. } => ("authentication_error", code, None),
             ApiError::AuthenticationFailed(_) => {
                 ("authentication_error", "authentication_failed", None)
             }

@@ -301,6 +301,7 @@ async fn writes_that_change_nothing_leave_no_entry() {
             before: Some(current),
             after,
             purge: Vec::new(),
+            feature: None,
             activity: entry,
         })
         .await
@@ -447,6 +448,7 @@ async fn system_entries_show_posthogs_system_user() {
             before: Some(current),
             after,
             purge: Vec::new(),
+            feature: None,
             activity: entry,
         })
         .await

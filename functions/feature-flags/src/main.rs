@@ -1,33 +1,7 @@
-//! Lambda for `/api/projects/{project_id}/feature_flags/…`. Thin on purpose: build the clients
-//! once, convert each request, hand it to `shared::api::feature_flags`.
-
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
-use shared::api::{Context, feature_flags};
-use shared::crypto::PayloadCipher;
-use shared::http::ApiRequest;
-use shared::store::dynamo::DynamoStore;
+//! Lambda for `/api/projects/{project_id}/feature_flags/…`.
+//! Thin on purpose: everything lives in `shared::api`.
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time()
-        .init();
-    let store = DynamoStore::from_env().await;
-    let cipher = PayloadCipher::from_env();
-    run(service_fn(|event: Request| handle(&store, &cipher, event))).await
-}
-
-async fn handle(
-    store: &DynamoStore,
-    cipher: &PayloadCipher,
-    event: Request,
-) -> Result<Response<Body>, Error> {
-    let ctx = Context {
-        store,
-        cipher,
-        now: chrono::Utc::now(),
-    };
-    let response = feature_flags::handle(&ctx, &ApiRequest::from_lambda(&event)).await;
-    Ok(response.into_lambda())
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::api::serve(shared::api::Group::FeatureFlags).await
 }

@@ -11,13 +11,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::flag::Flag;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::identity::Project;
-use crate::store::{ActivityStore, FlagStore, IdentityStore};
+use crate::store::{ActivityStore, FeatureStore, FlagStore, IdentityStore};
 
 /// PostHog's defaults for `limit` and `page`.
 const DEFAULT_LIMIT: i64 = 10;
 const DEFAULT_PAGE: i64 = 1;
 
-pub async fn handle<S: FlagStore + IdentityStore + ActivityStore>(
+pub async fn handle<S: FlagStore + IdentityStore + ActivityStore + FeatureStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResponse {
@@ -27,7 +27,7 @@ pub async fn handle<S: FlagStore + IdentityStore + ActivityStore>(
     }
 }
 
-async fn route<S: FlagStore + IdentityStore + ActivityStore>(
+async fn route<S: FlagStore + IdentityStore + ActivityStore + FeatureStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
@@ -81,7 +81,7 @@ fn page_range(total: i64, page: i64, limit: i64) -> PageRange {
     }
 }
 
-impl<S: FlagStore + IdentityStore + ActivityStore> ActivityEndpoint<'_, S> {
+impl<S: FlagStore + IdentityStore + ActivityStore + FeatureStore> ActivityEndpoint<'_, S> {
     fn store(&self) -> &S {
         self.ctx.store
     }
@@ -150,7 +150,10 @@ impl<S: FlagStore + IdentityStore + ActivityStore> ActivityEndpoint<'_, S> {
             self.project,
             id,
             |current| Ok(self.revert_body(&snapshot, current)),
-            &activity::revert_trigger(&entry.id),
+            feature_flags::Alongside {
+                trigger: activity::revert_trigger(&entry.id),
+                feature: None,
+            },
         )
         .await
     }

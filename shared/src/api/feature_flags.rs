@@ -8,19 +8,20 @@ use serde_json::{Map, Value, json};
 use super::{Context, project_route};
 use crate::activity;
 use crate::auth::{self, Accepts, Caller};
+use crate::early_access::{self, Feature};
 use crate::error::{ApiError, ApiResult};
 use crate::filters::{self, FilterContext};
 use crate::flag::input::{self, Mode};
 use crate::flag::{self, Flag, list, status};
 use crate::http::{ApiRequest, ApiResponse, paginate};
 use crate::identity::{Project, UserSummary};
-use crate::store::{FlagStore, FlagWrite, IdentityStore, WriteError};
+use crate::store::{FeatureStore, FeatureWrite, FlagStore, FlagWrite, IdentityStore, WriteError};
 
 /// Optimistic writes retry when another writer got in first; past this many tries the
 /// request answers 409 rather than spin.
 const MAX_WRITE_ATTEMPTS: u32 = 40;
 
-pub async fn handle<S: FlagStore + IdentityStore>(
+pub async fn handle<S: FlagStore + IdentityStore + FeatureStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResponse {
@@ -30,7 +31,7 @@ pub async fn handle<S: FlagStore + IdentityStore>(
     }
 }
 
-async fn route<S: FlagStore + IdentityStore>(
+async fn route<S: FlagStore + IdentityStore + FeatureStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
@@ -71,20 +72,29 @@ async fn route<S: FlagStore + IdentityStore>(
     }
 }
 
-/// An update of flag `id` made on the caller's behalf by another endpoint (the activity
-/// log's revert): exactly PATCH's validation, guards, versioning and activity entry, with
-/// `trigger` recorded in the entry's `detail.trigger`. `body_for` builds the PATCH body from
-/// the flag as currently stored (called again on every optimistic retry). Answers like PATCH.
+/// What another endpoint changes together with a flag, in the same transaction.
+#[derive(Debug, Default)]
+pub struct Alongside {
+    /// Recorded in the activity entry's `detail.trigger` (null for plain API writes).
+    pub trigger: Value,
+    /// An early access feature change; on create its `feature_flag_id` is set to the new flag.
+    pub feature: Option<FeatureWrite>,
+}
+
+/// An update of flag `id` made on the caller's behalf by another endpoint (revert, early access
+/// stage changes): exactly PATCH's validation, guards, versioning and activity entry.
+/// `body_for` builds the PATCH body from the flag as currently stored (called again on every
+/// optimistic retry). Answers like PATCH.
 pub async fn update_flag<S, F>(
     ctx: &Context<'_, S>,
     caller: &Caller,
     project: &Project,
     id: i64,
     body_for: F,
-    trigger: &Value,
+    alongside: Alongside,
 ) -> ApiResult<ApiResponse>
 where
-    S: FlagStore + IdentityStore,
+    S: FlagStore + IdentityStore + FeatureStore,
     F: Fn(&Flag) -> ApiResult<Map<String, Value>> + Sync,
 {
     let flags = FlagsEndpoint {
@@ -92,7 +102,76 @@ where
         caller,
         project,
     };
-    flags.update_id(id, body_for, Mode::Patch, trigger).await
+    flags.update_id(id, body_for, Mode::Patch, &alongside).await
+}
+
+/// A flag created on the caller's behalf (early access features): the create rules exactly.
+pub async fn create_flag<S>(
+    ctx: &Context<'_, S>,
+    caller: &Caller,
+    project: &Project,
+    body: &Map<String, Value>,
+    alongside: Alongside,
+) -> ApiResult<Flag>
+where
+    S: FlagStore + IdentityStore + FeatureStore,
+{
+    let flags = FlagsEndpoint {
+        ctx,
+        caller,
+        project,
+    };
+    flags.create_with(body, &alongside).await
+}
+
+/// PostHog's "direct save" that drops the early access enrollment gate: no validation and no
+/// version bump, but an activity entry, all in one transaction with `feature`.
+pub async fn remove_enrollment<S>(
+    ctx: &Context<'_, S>,
+    caller: &Caller,
+    project: &Project,
+    flag_id: i64,
+    feature: FeatureWrite,
+) -> ApiResult<()>
+where
+    S: FlagStore + IdentityStore + FeatureStore,
+{
+    let actor = caller.user().map(UserSummary::from);
+    for attempt in 0..MAX_WRITE_ATTEMPTS {
+        let current = ctx.store.get_flag(project.id, flag_id).await?;
+        let result = match current.filter(|f| early_access::has_enrollment(&f.filters)) {
+            None => ctx.store.write_feature(feature.clone()).await,
+            Some(current) => {
+                let mut after = current.clone();
+                after.filters = early_access::without_enrollment(&current.filters);
+                after.updated_at = ctx.now;
+                let write = FlagWrite {
+                    activity: activity::flag_entry(Some(&current), &after, actor.as_ref(), ctx.now),
+                    before: Some(current),
+                    after,
+                    purge: Vec::new(),
+                    feature: Some(feature.clone()),
+                };
+                ctx.store.write_flag(write).await.map(drop)
+            }
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(WriteError::Retry) => backoff(attempt).await,
+            Err(WriteError::KeyTaken) => return Err(input::key_taken()),
+            Err(WriteError::Api(e)) => return Err(e),
+        }
+    }
+    Err(busy())
+}
+
+/// Early access features linked to `flag_id`, in PostHog's short form.
+fn linked_summaries(features: &[Feature], flag: &Flag) -> Vec<Value> {
+    features
+        .iter()
+        .filter(|f| f.feature_flag_id == Some(flag.id))
+        .map(|f| f.summary(&flag.key))
+        .collect()
 }
 
 struct FlagsEndpoint<'a, S> {
@@ -101,7 +180,7 @@ struct FlagsEndpoint<'a, S> {
     project: &'a Project,
 }
 
-impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
+impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
     fn store(&self) -> &S {
         self.ctx.store
     }
@@ -111,8 +190,13 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
     }
 
     /// The PostHog representation, payloads decrypted only for personal API keys.
-    fn show(&self, flag: &Flag) -> Value {
-        flag::representation(flag, self.visible_filters(flag), &Vec::new(), self.ctx.now)
+    fn show(&self, flag: &Flag, features: &[Feature]) -> Value {
+        let linked = linked_summaries(features, flag);
+        flag::representation(flag, self.visible_filters(flag), &linked, self.ctx.now)
+    }
+
+    async fn features(&self) -> ApiResult<Vec<Feature>> {
+        self.store().project_features(self.project.id).await
     }
 
     fn visible_filters(&self, flag: &Flag) -> Value {
@@ -137,18 +221,30 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
     async fn list(&self, req: &ApiRequest) -> ApiResult<ApiResponse> {
         let query = list::parse(&req.query)?;
         let flags = self.store().project_flags(self.project.id).await?;
+        let features = self.features().await?;
         let shown = list::apply(flags, &query, self.ctx.now)
             .iter()
-            .map(|f| self.show(f))
+            .map(|f| self.show(f, &features))
             .collect();
         Ok(ApiResponse::ok(paginate(req, shown)))
     }
 
     async fn retrieve(&self, id: &str) -> ApiResult<ApiResponse> {
-        Ok(ApiResponse::ok(self.show(&self.find(id).await?)))
+        let flag = self.find(id).await?;
+        Ok(ApiResponse::ok(self.show(&flag, &self.features().await?)))
     }
 
     async fn create(&self, body: &Map<String, Value>) -> ApiResult<ApiResponse> {
+        let flag = self.create_with(body, &Alongside::default()).await?;
+        let features = self.features().await?;
+        Ok(ApiResponse::json(201, self.show(&flag, &features)))
+    }
+
+    async fn create_with(
+        &self,
+        body: &Map<String, Value>,
+        alongside: &Alongside,
+    ) -> ApiResult<Flag> {
         let actor = self
             .actor()
             .ok_or_else(|| ApiError::internal("create without a user"))?;
@@ -186,14 +282,23 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
                 .filter(|f| f.deleted && f.key == flag.key)
                 .cloned()
                 .collect();
+            let feature = alongside.feature.clone().map(|write| match write {
+                FeatureWrite::Create(mut feature) => {
+                    feature.feature_flag_id = Some(flag.id);
+                    FeatureWrite::Create(feature)
+                }
+                other => other,
+            });
             let write = FlagWrite {
                 before: None,
-                activity: activity::flag_entry(None, &flag, Some(&actor), self.ctx.now),
+                activity: activity::flag_entry(None, &flag, Some(&actor), self.ctx.now)
+                    .map(|entry| with_trigger(entry, &alongside.trigger)),
                 after: flag.clone(),
                 purge,
+                feature,
             };
             match self.store().write_flag(write).await {
-                Ok(()) => return Ok(ApiResponse::json(201, self.show(&flag))),
+                Ok(stored) => return Ok(stored),
                 Err(WriteError::KeyTaken) => return Err(input::key_taken()),
                 Err(WriteError::Retry) => backoff(attempt).await,
                 Err(WriteError::Api(e)) => return Err(e),
@@ -209,7 +314,7 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
         mode: Mode,
     ) -> ApiResult<ApiResponse> {
         let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
-        self.update_id(id, |_| Ok(body.clone()), mode, &Value::Null)
+        self.update_id(id, |_| Ok(body.clone()), mode, &Alongside::default())
             .await
     }
 
@@ -220,7 +325,7 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
         id: i64,
         body_for: F,
         mode: Mode,
-        trigger: &Value,
+        alongside: &Alongside,
     ) -> ApiResult<ApiResponse>
     where
         F: Fn(&Flag) -> ApiResult<Map<String, Value>> + Sync,
@@ -232,24 +337,21 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
                 .find(|f| f.id == id)
                 .cloned()
                 .ok_or_else(ApiError::not_found)?;
+            let features = self.features().await?;
             let body = body_for(&current)?;
-            let flag = self.updated(&current, &body, mode, &project_flags)?;
+            let flag = self.updated(&current, &body, mode, &project_flags, &features)?;
             let entry =
                 activity::flag_entry(Some(&current), &flag, self.actor().as_ref(), self.ctx.now)
-                    .map(|mut entry| {
-                        if let Some(detail) = entry.detail.as_object_mut() {
-                            detail.insert("trigger".into(), trigger.clone());
-                        }
-                        entry
-                    });
+                    .map(|entry| with_trigger(entry, &alongside.trigger));
             let write = FlagWrite {
                 activity: entry,
                 before: Some(current),
                 after: flag.clone(),
                 purge: Vec::new(),
+                feature: alongside.feature.clone(),
             };
             match self.store().write_flag(write).await {
-                Ok(()) => return Ok(ApiResponse::ok(self.show(&flag))),
+                Ok(stored) => return Ok(ApiResponse::ok(self.show(&stored, &features))),
                 Err(WriteError::KeyTaken) => return Err(input::key_taken()),
                 Err(WriteError::Retry) => backoff(attempt).await,
                 Err(WriteError::Api(e)) => return Err(e),
@@ -265,13 +367,17 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
         body: &Map<String, Value>,
         mode: Mode,
         project_flags: &[Flag],
+        features: &[Feature],
     ) -> ApiResult<Flag> {
         let mut flag = current.clone();
+        let linked = features
+            .iter()
+            .any(|f| f.feature_flag_id == Some(current.id));
         let fctx = FilterContext {
             is_create: false,
             flag_key: &current.key,
             flag_id: Some(current.id),
-            linked_to_early_access: false,
+            linked_to_early_access: linked,
             project_flags,
             cohorts: &[],
         };
@@ -285,7 +391,7 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
         if let Some(version) = extras.version {
             self.check_conflict(current, version, body, extras.original_flag.as_ref())?;
         }
-        guard_lifecycle(current, &flag, project_flags)?;
+        guard_lifecycle(current, &flag, project_flags, linked)?;
         if body.get("active").and_then(input::parse_boolean) == Some(true) {
             flag.performed_rollback = Some(false);
         }
@@ -347,7 +453,7 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
         let Some(original) = original.filter(|o| !o.is_empty()) else {
             return Ok(());
         };
-        let now = self.show(current);
+        let now = self.show(current, &[]);
         let conflict = body.iter().any(|(field, new)| {
             if matches!(field.as_str(), "version" | "original_flag") {
                 return false;
@@ -429,8 +535,18 @@ impl<S: FlagStore + IdentityStore> FlagsEndpoint<'_, S> {
 }
 
 /// Soft delete, restore, disable and enable each have a guard (§5.4).
-fn guard_lifecycle(current: &Flag, flag: &Flag, project_flags: &[Flag]) -> ApiResult<()> {
+fn guard_lifecycle(
+    current: &Flag,
+    flag: &Flag,
+    project_flags: &[Flag],
+    linked_to_early_access: bool,
+) -> ApiResult<()> {
     let dependents = || filters::dependents(current.id, project_flags);
+    if flag.deleted && !current.deleted && linked_to_early_access {
+        return Err(ApiError::object(
+            "Cannot delete a feature flag that is in use with early access features. Please delete the early access feature before deleting the flag.",
+        ));
+    }
     if flag.deleted && !current.deleted {
         let deps = dependents();
         if !deps.is_empty() {
@@ -490,6 +606,13 @@ fn rename_enrollment(filters: &mut Value, new_key: &str) {
             }
         }
     }
+}
+
+fn with_trigger(mut entry: activity::ActivityEntry, trigger: &Value) -> activity::ActivityEntry {
+    if let Some(detail) = entry.detail.as_object_mut() {
+        detail.insert("trigger".into(), trigger.clone());
+    }
+    entry
 }
 
 fn busy() -> ApiError {

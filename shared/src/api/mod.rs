@@ -2,9 +2,14 @@
 //! modules. Each function binary calls one `handle` here.
 
 pub mod activity;
+pub mod early_access;
 pub mod feature_flags;
 
+use lambda_http::{Body, Request, Response, service_fn};
+
 use crate::crypto::PayloadCipher;
+use crate::http::{ApiRequest, ApiResponse};
+use crate::store::dynamo::DynamoStore;
 use crate::time::Timestamp;
 
 /// What every handler needs, built once per Lambda instance (the clock is read per request).
@@ -12,6 +17,52 @@ pub struct Context<'a, S> {
     pub store: &'a S,
     pub cipher: &'a PayloadCipher,
     pub now: Timestamp,
+}
+
+/// The endpoint groups, one Lambda function each (decisions.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    FeatureFlags,
+    Activity,
+    EarlyAccessFeatures,
+}
+
+impl Group {
+    pub async fn handle(self, ctx: &Context<'_, DynamoStore>, req: &ApiRequest) -> ApiResponse {
+        match self {
+            Group::FeatureFlags => feature_flags::handle(ctx, req).await,
+            Group::Activity => activity::handle(ctx, req).await,
+            Group::EarlyAccessFeatures => early_access::handle(ctx, req).await,
+        }
+    }
+}
+
+/// A function's whole `main`: logging, the DynamoDB client and payload keys built once per
+/// instance and borrowed by every request.
+pub async fn serve(group: Group) -> Result<(), lambda_http::Error> {
+    tracing_subscriber_init();
+    let store = DynamoStore::from_env().await;
+    let cipher = PayloadCipher::from_env();
+    lambda_http::run(service_fn(|event: Request| {
+        let (store, cipher) = (&store, &cipher);
+        async move {
+            let ctx = Context {
+                store,
+                cipher,
+                now: chrono::Utc::now(),
+            };
+            let response = group.handle(&ctx, &ApiRequest::from_lambda(&event)).await;
+            Ok::<Response<Body>, lambda_http::Error>(response.into_lambda())
+        }
+    }))
+    .await
+}
+
+fn tracing_subscriber_init() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .without_time()
+        .init();
 }
 
 /// Path segments after `/api/projects/{project_id}/<resource>/`, or `None` when the path is

@@ -49,6 +49,10 @@ pub struct Flag {
     pub tags: Vec<String>,
     pub evaluation_tags: Vec<String>,
     pub creation_context: String,
+    /// Bumped by every stored write, which is conditional on it. `version` follows PostHog's
+    /// rules (direct saves don't bump it); this never skips, so no write is lost.
+    #[serde(default)]
+    pub revision: i64,
 }
 
 impl Flag {
@@ -87,6 +91,7 @@ impl Flag {
             tags: Vec::new(),
             evaluation_tags: Vec::new(),
             creation_context: "feature_flags".into(),
+            revision: 0,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod testing;
 use std::future::Future;
 
 use crate::activity::ActivityEntry;
+use crate::early_access::Feature;
 use crate::error::ApiError;
 use crate::flag::Flag;
 use crate::identity::{Organization, PersonalApiKey, Project, User};
@@ -18,16 +19,21 @@ pub struct Tables {
     pub flags: String,
     pub activity: String,
     pub identity: String,
+    pub early_access: String,
 }
 
 impl Tables {
+    /// Each name from its variable (`FLAGS_TABLE`, …, as the deployed template sets them),
+    /// else `TABLE_PREFIX` + the local default, so local setups only choose a prefix.
     pub fn from_env() -> Self {
-        let var =
-            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        let prefix = std::env::var("TABLE_PREFIX").unwrap_or_default();
+        let defaults = Tables::prefixed(&prefix);
+        let var = |name: &str, default: String| std::env::var(name).unwrap_or(default);
         Tables {
-            flags: var("FLAGS_TABLE", "flags"),
-            activity: var("ACTIVITY_TABLE", "activity"),
-            identity: var("IDENTITY_TABLE", "identity"),
+            flags: var("FLAGS_TABLE", defaults.flags),
+            activity: var("ACTIVITY_TABLE", defaults.activity),
+            identity: var("IDENTITY_TABLE", defaults.identity),
+            early_access: var("EARLY_ACCESS_TABLE", defaults.early_access),
         }
     }
 
@@ -37,6 +43,7 @@ impl Tables {
             flags: format!("{prefix}flags"),
             activity: format!("{prefix}activity"),
             identity: format!("{prefix}identity"),
+            early_access: format!("{prefix}early_access"),
         }
     }
 }
@@ -52,6 +59,21 @@ pub struct FlagWrite {
     pub purge: Vec<Flag>,
     /// `None` when nothing changed (PostHog writes no empty "updated" entries).
     pub activity: Option<ActivityEntry>,
+    /// An early access feature changed together with the flag (never one without the other).
+    pub feature: Option<FeatureWrite>,
+}
+
+/// A change to an early access feature. Creating or deleting a linked feature also claims or
+/// releases the flag's link item, so a flag backs at most one feature even under races.
+#[derive(Debug, Clone)]
+pub enum FeatureWrite {
+    Create(Feature),
+    /// Conditional on `version` of the feature as read.
+    Update {
+        before: Box<Feature>,
+        after: Box<Feature>,
+    },
+    Delete(Feature),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +112,9 @@ pub trait FlagStore: Sync {
     /// Globally unique, increasing flag ids.
     fn next_flag_id(&self) -> impl Future<Output = Result<i64, ApiError>> + Send;
 
-    fn write_flag(&self, write: FlagWrite) -> impl Future<Output = Result<(), WriteError>> + Send;
+    /// Returns the flag as stored (its `revision` advanced), to chain further writes from.
+    fn write_flag(&self, write: FlagWrite)
+    -> impl Future<Output = Result<Flag, WriteError>> + Send;
 }
 
 /// Reading an activity log: the project's log of one scope (`item: None`) or one item's
@@ -175,4 +199,24 @@ pub trait IdentityAdmin: IdentityStore {
     ) -> impl Future<Output = Result<Vec<PersonalApiKey>, ApiError>> + Send;
     /// Returns false when no key has that id.
     fn revoke_api_key(&self, id: &str) -> impl Future<Output = Result<bool, ApiError>> + Send;
+}
+
+pub trait FeatureStore: Sync {
+    /// Early access features of the project, oldest first.
+    fn project_features(
+        &self,
+        project_id: i64,
+    ) -> impl Future<Output = Result<Vec<Feature>, ApiError>> + Send;
+
+    fn feature(
+        &self,
+        project_id: i64,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Feature>, ApiError>> + Send;
+
+    /// A feature change that touches no flag.
+    fn write_feature(
+        &self,
+        write: FeatureWrite,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
 }

@@ -67,6 +67,7 @@ impl Tables {
             "FlagsTable" => Some(&self.flags),
             "ActivityTable" => Some(&self.activity),
             "IdentityTable" => Some(&self.identity),
+            "EarlyAccessTable" => Some(&self.early_access),
             _ => None,
         }
     }
@@ -233,7 +234,15 @@ mod tests {
     fn real_template_defines_every_table_with_its_keys_and_indexes() {
         let specs = table_specs(TEMPLATE).unwrap();
         let ids: Vec<&str> = specs.iter().map(|s| s.logical_id.as_str()).collect();
-        assert_eq!(ids, ["ActivityTable", "FlagsTable", "IdentityTable"]);
+        assert_eq!(
+            ids,
+            [
+                "ActivityTable",
+                "EarlyAccessTable",
+                "FlagsTable",
+                "IdentityTable"
+            ]
+        );
         for spec in &specs {
             assert_eq!(keys(&spec.key_schema), [("pk", "HASH"), ("sk", "RANGE")]);
             assert!(
@@ -249,7 +258,7 @@ mod tests {
             keys(&activity.global_secondary_indexes[0].key_schema),
             [("item_pk", "HASH"), ("item_sk", "RANGE")]
         );
-        let identity = &specs[2];
+        let identity = &specs[3];
         assert_eq!(identity.global_secondary_indexes[0].index_name, "gsi1");
         assert_eq!(
             keys(&identity.global_secondary_indexes[0].key_schema),

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use shared::api::{Context, activity, feature_flags};
+use shared::api::{Context, Group, activity, feature_flags};
 use shared::auth::{generate_key, hash_key};
 use shared::crypto::PayloadCipher;
 use shared::http::{ApiRequest, ApiResponse};
@@ -136,6 +136,42 @@ impl World {
             now: chrono::Utc::now(),
         };
         activity::handle(&ctx, &req.with_header("host", "testserver")).await
+    }
+
+    /// Through the early-access-features function's handler; the raw answer.
+    pub async fn send_early_access(&self, req: ApiRequest) -> ApiResponse {
+        let ctx = Context {
+            store: &self.store,
+            cipher: &self.cipher,
+            now: chrono::Utc::now(),
+        };
+        Group::EarlyAccessFeatures
+            .handle(&ctx, &req.with_header("host", "testserver"))
+            .await
+    }
+
+    /// `/api/projects/<this project>/early_access_feature/<rest>` as this world's `*` key, with
+    /// the body parsed (`Value::Null` for an empty one).
+    pub async fn call_early_access(
+        &self,
+        method: &str,
+        rest: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let path = format!(
+            "/api/projects/{}/early_access_feature/{rest}",
+            self.project.id
+        );
+        let mut req = ApiRequest::new(method, &path)
+            .with_header("authorization", &format!("Bearer {}", self.key));
+        if let Some(body) = body {
+            req = req.with_json(&body);
+        }
+        let ApiResponse { status, body, .. } = self.send_early_access(req).await;
+        Response {
+            status,
+            body: body.unwrap_or(Value::Null),
+        }
     }
 
     /// A request authenticated with this world's `*` key.

@@ -292,6 +292,7 @@ async fn uniqueness_is_checked_before_charset() {
             before: None,
             after: legacy,
             purge: vec![],
+            feature: None,
             activity: None,
         })
         .await

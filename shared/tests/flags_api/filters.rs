@@ -523,6 +523,7 @@ async fn e26_deleted_flags_are_ignored_in_the_cycle_search() {
             before: None,
             after: c,
             purge: vec![],
+            feature: None,
             activity: None,
         })
         .await

@@ -27,6 +27,7 @@ fn write(before: Option<&Flag>, after: &Flag) -> FlagWrite {
         before: before.cloned(),
         after: after.clone(),
         purge: vec![],
+        feature: None,
         activity: None,
     }
 }
@@ -60,7 +61,7 @@ async fn ids_increase_and_writes_are_conditional_on_the_version_read() {
     let b = w.store.next_flag_id().await.unwrap();
     assert!(b > a);
     let flag = new_flag(&w, "k").await;
-    w.store.write_flag(write(None, &flag)).await.unwrap();
+    let flag = w.store.write_flag(write(None, &flag)).await.unwrap();
     // Creating the same id again (under another key) fails the attribute_not_exists condition.
     let mut same_id = flag.clone();
     same_id.key = "other".into();
@@ -75,7 +76,7 @@ async fn ids_increase_and_writes_are_conditional_on_the_version_read() {
     let mut v2 = flag.clone();
     v2.version = 2;
     v2.name = "second".into();
-    w.store.write_flag(write(Some(&flag), &v2)).await.unwrap();
+    let v2 = w.store.write_flag(write(Some(&flag), &v2)).await.unwrap();
     // A writer that read version 1 loses now, and changes nothing.
     let mut stale = flag.clone();
     stale.version = 2;
@@ -98,7 +99,7 @@ async fn ids_increase_and_writes_are_conditional_on_the_version_read() {
 async fn key_item_is_claimed_moved_released_and_reclaimed() {
     let w = World::new().await;
     let flag = new_flag(&w, "k").await;
-    w.store.write_flag(write(None, &flag)).await.unwrap();
+    let flag = w.store.write_flag(write(None, &flag)).await.unwrap();
     assert_eq!(
         w.store.key_owner(w.project.id, "k").await.unwrap(),
         Some(flag.id)
@@ -121,7 +122,8 @@ async fn key_item_is_claimed_moved_released_and_reclaimed() {
     let mut renamed = flag.clone();
     renamed.key = "k2".into();
     renamed.version = 2;
-    w.store
+    let renamed = w
+        .store
         .write_flag(write(Some(&flag), &renamed))
         .await
         .unwrap();
@@ -134,7 +136,8 @@ async fn key_item_is_claimed_moved_released_and_reclaimed() {
     let mut deleted = renamed.clone();
     deleted.deleted = true;
     deleted.version = 3;
-    w.store
+    let deleted = w
+        .store
         .write_flag(write(Some(&renamed), &deleted))
         .await
         .unwrap();
@@ -166,11 +169,12 @@ async fn key_item_is_claimed_moved_released_and_reclaimed() {
 async fn purge_removes_only_soft_deleted_rows() {
     let w = World::new().await;
     let old = new_flag(&w, "k").await;
-    w.store.write_flag(write(None, &old)).await.unwrap();
+    let old = w.store.write_flag(write(None, &old)).await.unwrap();
     // Purging a live flag is refused (and the new flag isn't written either).
     let mut newer = new_flag(&w, "other").await;
     let purge_live = FlagWrite {
         purge: vec![old.clone()],
+        feature: None,
         ..write(None, &newer)
     };
     assert!(w.store.write_flag(purge_live).await.is_err());
@@ -184,7 +188,8 @@ async fn purge_removes_only_soft_deleted_rows() {
     let mut deleted = old.clone();
     deleted.deleted = true;
     deleted.version = 2;
-    w.store
+    let deleted = w
+        .store
         .write_flag(write(Some(&old), &deleted))
         .await
         .unwrap();
@@ -192,6 +197,7 @@ async fn purge_removes_only_soft_deleted_rows() {
     w.store
         .write_flag(FlagWrite {
             purge: vec![deleted],
+            feature: None,
             ..write(None, &newer)
         })
         .await
@@ -212,7 +218,7 @@ async fn every_flag_write_bumps_the_definitions_version_and_failed_ones_do_not()
     let w = World::new().await;
     assert_eq!(definitions_version(&w).await, 0);
     let flag = new_flag(&w, "k").await;
-    w.store.write_flag(write(None, &flag)).await.unwrap();
+    let flag = w.store.write_flag(write(None, &flag)).await.unwrap();
     assert_eq!(definitions_version(&w).await, 1);
     let mut v2 = flag.clone();
     v2.version = 2;

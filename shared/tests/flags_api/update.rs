@@ -488,6 +488,7 @@ async fn conflict_without_a_known_last_editor_names_another_user() {
             before: None,
             after: flag,
             purge: vec![],
+            feature: None,
             activity: None,
         })
         .await

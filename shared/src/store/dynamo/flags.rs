@@ -147,7 +147,8 @@ impl FlagStore for DynamoStore {
             .ok_or_else(|| ApiError::internal("flag id counter returned nothing"))
     }
 
-    async fn write_flag(&self, write: FlagWrite) -> Result<(), WriteError> {
+    async fn write_flag(&self, mut write: FlagWrite) -> Result<Flag, WriteError> {
+        write.after.revision = write.before.as_ref().map_or(1, |b| b.revision + 1);
         let flag_item = to_flag_item(&write.after)?;
         let size = item_size(&flag_item);
         if size > MAX_FLAG_ITEM_BYTES {
@@ -161,8 +162,12 @@ impl FlagStore for DynamoStore {
         if let Some(entry) = write.activity {
             self.activity_ops(entry, &mut ops).await?;
         }
+        if let Some(feature) = &write.feature {
+            ops.extend(self.feature_ops(feature)?);
+        }
         ops.push(self.bump_definitions(write.after.project_id)?);
-        self.transact(ops, key_put_index).await
+        self.transact(ops, key_put_index).await?;
+        Ok(write.after)
     }
 }
 
@@ -173,9 +178,13 @@ impl DynamoStore {
             .set_item(Some(item));
         let put = match before {
             None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(b) => put
-                .condition_expression("version = :read")
+            // Rows written before revisions existed are guarded by their version.
+            Some(b) if b.revision == 0 => put
+                .condition_expression("attribute_not_exists(revision) AND version = :read")
                 .expression_attribute_values(":read", n(b.version)),
+            Some(b) => put
+                .condition_expression("revision = :read")
+                .expression_attribute_values(":read", n(b.revision)),
         };
         Ok(TransactWriteItem::builder()
             .put(put.build().map_err(db_error)?)
@@ -356,7 +365,7 @@ impl DynamoStore {
             .build())
     }
 
-    async fn transact(
+    pub(super) async fn transact(
         &self,
         ops: Vec<TransactWriteItem>,
         key_put: Option<usize>,

@@ -14,6 +14,10 @@
 //! * `COUNTER#PROJECT#<p>#<scope>` / `ALL` and `ITEM#<item>` → `n`: entries so far
 //! * entry ids are UUIDv7s carrying `seq` (`activity::positioned_entry_id`): id → one GetItem
 //!
+//! Early access table
+//! * `PROJECT#<p>` / `FEATURE#<uuid v7>`   → early access feature
+//! * `PROJECT#<p>` / `FLAGLINK#<flag id>`  → `feature_id`: a flag backs at most one feature
+//!
 //! Identity table (GSI `gsi1`: `gsi1pk`, `gsi1sk`)
 //! * `COUNTER` / `<sequence>`              → `n` (project and user ids)
 //! * `ORG#<uuid>` / `ORG`                  → organization
@@ -25,6 +29,7 @@
 //! * `APIKEYID#<key id>` / `APIKEYID`      → `secure_value` (to revoke by id)
 
 mod activity;
+mod early_access;
 mod flags;
 mod identity;
 
