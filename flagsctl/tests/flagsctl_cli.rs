@@ -31,7 +31,8 @@ impl Ctl {
             .map(|v| v.as_str().unwrap())
             .collect();
         names.sort();
-        let expected = ["activity", "early_access", "flags", "identity"].map(|t| format!("{}{t}", ctl.prefix));
+        let expected =
+            ["activity", "early_access", "flags", "identity"].map(|t| format!("{}{t}", ctl.prefix));
         assert_eq!(names, expected);
         ctl
     }
