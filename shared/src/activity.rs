@@ -25,7 +25,7 @@ pub struct ActivityEntry {
     /// `None` for system actions.
     pub user: Option<UserSummary>,
     /// `{"changes", "trigger", "type", "name", "short_id"}`, stored as JSON text.
-    #[serde(with = "detail_text")]
+    #[serde(with = "crate::json_text")]
     pub detail: Value,
     #[serde(with = "serde_ts")]
     pub created_at: Timestamp,
@@ -239,20 +239,6 @@ pub fn entry_position(id: &str) -> Option<i64> {
     }
     let low = u64::from_be_bytes(uuid.as_bytes()[8..].try_into().ok()?);
     i64::try_from(low & POSITION_MASK).ok().filter(|&p| p > 0)
-}
-
-mod detail_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use serde_json::Value;
-
-    pub fn serialize<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&v.to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        let text = String::deserialize(d)?;
-        serde_json::from_str(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]

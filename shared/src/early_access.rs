@@ -36,7 +36,7 @@ pub struct Feature {
     pub description: String,
     pub stage: String,
     pub documentation_url: String,
-    #[serde(with = "json_text")]
+    #[serde(with = "crate::json_text")]
     pub payload: Value,
     pub created_by: Option<UserSummary>,
     #[serde(with = "serde_ts")]
@@ -355,20 +355,6 @@ impl Feature {
             "flagKey": flag_key,
             "payload": self.payload,
         })
-    }
-}
-
-mod json_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use serde_json::Value;
-
-    pub fn serialize<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&v.to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        let text = String::deserialize(d)?;
-        serde_json::from_str(&text).map_err(serde::de::Error::custom)
     }
 }
 

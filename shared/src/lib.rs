@@ -12,6 +12,7 @@ pub mod filters;
 pub mod flag;
 pub mod http;
 pub mod identity;
+pub mod json_text;
 pub mod store;
 pub mod time;
 

@@ -22,7 +22,7 @@ pub struct Flag {
     pub key: String,
     pub name: String,
     /// `{}` when nothing was ever stored (shown as PostHog's legacy default group).
-    #[serde(with = "json_text")]
+    #[serde(with = "crate::json_text")]
     pub filters: Value,
     pub deleted: bool,
     pub active: bool,
@@ -33,7 +33,7 @@ pub struct Flag {
     pub updated_at: Timestamp,
     pub version: i64,
     pub last_modified_by: Option<UserSummary>,
-    #[serde(with = "json_text")]
+    #[serde(with = "crate::json_text")]
     pub rollback_conditions: Value,
     pub performed_rollback: Option<bool>,
     pub ensure_experience_continuity: Option<bool>,
@@ -224,20 +224,4 @@ pub fn minimal_representation(flag: &Flag, filters: Value) -> Value {
         "bucketing_identifier": flag.bucketing_identifier,
         "evaluation_tags": flag.evaluation_tags,
     })
-}
-
-/// Stores arbitrary JSON as one string attribute: DynamoDB maps would drop empty-key objects,
-/// reorder keys and lose the difference between `1` and `1.0`.
-mod json_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use serde_json::Value;
-
-    pub fn serialize<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&v.to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        let text = String::deserialize(d)?;
-        serde_json::from_str(&text).map_err(serde::de::Error::custom)
-    }
 }

@@ -4,14 +4,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-
-use super::{DynamoStore, db_error, padded, s};
+use super::{DynamoStore, Item, db_error, padded, s};
 use crate::activity::ActivityEntry;
 use crate::error::ApiError;
 use crate::store::ActivityStore;
-
-type Item = HashMap<String, AttributeValue>;
 
 const ITEM_INDEX: &str = "by-item";
 
@@ -105,18 +101,10 @@ impl ActivityStore for DynamoStore {
         scope: &str,
         seq: i64,
     ) -> Result<Option<ActivityEntry>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.activity)
-            .key("pk", s(scope_pk(project_id, scope)))
-            .key("sk", s(seq_sk(seq)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(db_error)?;
-        out.item
-            .map(|item| serde_dynamo::from_item(item).map_err(db_error))
-            .transpose()
+        let key = HashMap::from([
+            ("pk".to_string(), s(scope_pk(project_id, scope))),
+            ("sk".to_string(), s(seq_sk(seq))),
+        ]);
+        self.get(&self.tables.activity, key).await
     }
 }

@@ -2,14 +2,12 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-use super::{DynamoStore, db_error, n, s};
+use super::{DynamoStore, Item, db_error, n, s};
 use crate::early_access::Feature;
 use crate::error::ApiError;
 use crate::store::{FeatureStore, FeatureWrite, WriteError};
-
-type Item = HashMap<String, AttributeValue>;
 
 fn project_pk(project_id: i64) -> String {
     format!("PROJECT#{project_id}")
@@ -31,36 +29,14 @@ fn link_key(project_id: i64, flag_id: i64) -> Item {
 
 impl FeatureStore for DynamoStore {
     async fn project_features(&self, project_id: i64) -> Result<Vec<Feature>, ApiError> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.tables.early_access)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(project_pk(project_id)))
-            .expression_attribute_values(":prefix", s("FEATURE#"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
+        let table = &self.tables.early_access;
+        self.query_prefix(table, project_pk(project_id), "FEATURE#")
             .await
-            .map_err(db_error)?;
-        serde_dynamo::from_items(items).map_err(db_error)
     }
 
     async fn feature(&self, project_id: i64, id: &str) -> Result<Option<Feature>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.early_access)
-            .set_key(Some(feature_key(project_id, id)))
-            .consistent_read(true)
-            .send()
+        self.get(&self.tables.early_access, feature_key(project_id, id))
             .await
-            .map_err(db_error)?;
-        out.item
-            .map(|item| serde_dynamo::from_item(item).map_err(db_error))
-            .transpose()
     }
 
     async fn write_feature(&self, write: FeatureWrite) -> Result<(), WriteError> {

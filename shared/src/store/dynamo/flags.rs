@@ -9,13 +9,11 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
 };
 
-use super::{DynamoStore, db_error, n, padded, s};
+use super::{DynamoStore, Item, db_error, n, padded, s};
 use crate::activity::{self, ActivityEntry};
 use crate::error::ApiError;
 use crate::flag::Flag;
 use crate::store::{FlagStore, FlagWrite, WriteError};
-
-type Item = HashMap<String, AttributeValue>;
 
 /// DynamoDB refuses items over 400 KB. A flag's activity entry can hold its filters twice
 /// (before and after), so a flag gets a bit less than half of that.
@@ -75,36 +73,12 @@ fn too_large(bytes: usize, limit: usize) -> ApiError {
 
 impl FlagStore for DynamoStore {
     async fn get_flag(&self, project_id: i64, id: i64) -> Result<Option<Flag>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.flags)
-            .set_key(Some(flag_key(project_id, id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(db_error)?;
-        out.item
-            .map(|item| serde_dynamo::from_item(item).map_err(db_error))
-            .transpose()
+        self.get(&self.tables.flags, flag_key(project_id, id)).await
     }
 
     async fn project_flags(&self, project_id: i64) -> Result<Vec<Flag>, ApiError> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.tables.flags)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(project_pk(project_id)))
-            .expression_attribute_values(":prefix", s("FLAG#"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
+        self.query_prefix(&self.tables.flags, project_pk(project_id), "FLAG#")
             .await
-            .map_err(db_error)?;
-        serde_dynamo::from_items(items).map_err(db_error)
     }
 
     async fn key_owner(&self, project_id: i64, key: &str) -> Result<Option<i64>, ApiError> {

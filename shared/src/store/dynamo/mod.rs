@@ -33,8 +33,11 @@ mod early_access;
 mod flags;
 mod identity;
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use serde::de::DeserializeOwned;
 
 use super::Tables;
 use crate::error::ApiError;
@@ -56,6 +59,54 @@ impl DynamoStore {
     pub async fn from_env() -> Self {
         let config = aws_config::load_from_env().await;
         DynamoStore::new(Client::new(&config), Tables::from_env())
+    }
+}
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+impl DynamoStore {
+    /// One item by key, read consistently (it may have just been written by this user).
+    pub(crate) async fn get<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        key: Item,
+    ) -> Result<Option<T>, ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(db_error)?;
+        out.item
+            .map(|item| serde_dynamo::from_item(item).map_err(db_error))
+            .transpose()
+    }
+
+    /// Every item under `pk` whose sort key starts with `prefix`, consistently, all pages.
+    pub(crate) async fn query_prefix<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<T>, ApiError> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(db_error)?;
+        serde_dynamo::from_items(items).map_err(db_error)
     }
 }
 
