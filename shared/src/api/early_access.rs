@@ -22,12 +22,27 @@ pub async fn handle<S: FlagStore + IdentityStore + FeatureStore>(
     req: &ApiRequest,
 ) -> ApiResponse {
     let segments = req.segments();
-    let result = if segments.ends_with(&["api", "early_access_features"]) {
-        public_list(ctx, req).await
-    } else {
-        route(ctx, req).await
-    };
-    result.unwrap_or_else(ApiResponse::from)
+    if segments.ends_with(&["api", "early_access_features"]) {
+        return public_endpoint(ctx, req).await;
+    }
+    route(ctx, req).await.unwrap_or_else(ApiResponse::from)
+}
+
+/// PostHog wraps every answer of the public endpoint, its 401s included, in `cors_response`:
+/// a browser SDK must be able to read why it was refused.
+async fn public_endpoint<S: FlagStore + IdentityStore + FeatureStore>(
+    ctx: &Context<'_, S>,
+    req: &ApiRequest,
+) -> ApiResponse {
+    let mut response = public_list(ctx, req)
+        .await
+        .unwrap_or_else(ApiResponse::from);
+    if let Some(origin) = req.header("origin") {
+        response
+            .headers
+            .push(("access-control-allow-origin".into(), origin.to_string()));
+    }
+    response
 }
 
 async fn route<S: FlagStore + IdentityStore + FeatureStore>(
@@ -149,7 +164,8 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FeaturesEndpoint<'_, S> {
     }
 
     /// §11.3 with `feature_flag_id`: validate the flag, then add the enrollment gate through
-    /// the flag update path when the stage enrols people.
+    /// the flag update path when the stage enrols people. Both paths check the flag again on
+    /// every write attempt, so parallel links of one flag give one feature and 400s.
     async fn link_existing(&self, mut feature: Feature, flag_id: i64) -> ApiResult<ApiResponse> {
         let flag = self.store().get_flag(self.project.id, flag_id).await?;
         let linked = self
@@ -176,8 +192,7 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FeaturesEndpoint<'_, S> {
             )
             .await?;
         } else {
-            self.write_alone(FeatureWrite::Create(feature.clone()))
-                .await?;
+            feature_flags::link_unchanged(self.ctx, self.project, feature.clone()).await?;
         }
         Ok(ApiResponse::json(201, self.show_one(&feature).await?))
     }
@@ -350,11 +365,5 @@ async fn public_list<S: FlagStore + IdentityStore + FeatureStore>(
             summary
         })
         .collect();
-    let mut response = ApiResponse::ok(json!({"earlyAccessFeatures": shown}));
-    if let Some(origin) = req.header("origin") {
-        response
-            .headers
-            .push(("access-control-allow-origin".into(), origin.to_string()));
-    }
-    Ok(response)
+    Ok(ApiResponse::ok(json!({"earlyAccessFeatures": shown})))
 }

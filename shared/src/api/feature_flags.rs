@@ -165,6 +165,51 @@ where
     Err(busy())
 }
 
+/// Links a new early access feature to its flag without changing the flag (a stage that does
+/// not enrol), re-checking §11.3 on every attempt. The flag row is still rewritten, unchanged,
+/// in the same transaction: that advances its hidden revision, so a concurrent soft delete or
+/// switch to group-based (conditional on the revision it read) retries and then meets the
+/// link (E29/E27), and if that change landed first this write retries and refuses the link.
+/// Without it a feature could end up linked to a deleted or group-based flag. Version,
+/// `updated_at` and the activity log stay as they were: nothing a user sees changes (only the
+/// definitions counter moves, so SDK caches revalidate once).
+pub async fn link_unchanged<S>(
+    ctx: &Context<'_, S>,
+    project: &Project,
+    feature: Feature,
+) -> ApiResult<()>
+where
+    S: FlagStore + IdentityStore + FeatureStore,
+{
+    let flag_id = feature
+        .feature_flag_id
+        .ok_or_else(|| ApiError::internal("link without a flag"))?;
+    for attempt in 0..MAX_WRITE_ATTEMPTS {
+        let current = ctx.store.get_flag(project.id, flag_id).await?;
+        let linked = ctx
+            .store
+            .project_features(project.id)
+            .await?
+            .iter()
+            .any(|f| f.feature_flag_id == Some(flag_id));
+        let current = early_access::check_linkable(current.as_ref(), linked)?.clone();
+        let write = FlagWrite {
+            before: Some(current.clone()),
+            after: current,
+            purge: Vec::new(),
+            activity: None,
+            feature: Some(FeatureWrite::Create(feature.clone())),
+        };
+        match ctx.store.write_flag(write).await {
+            Ok(_) => return Ok(()),
+            Err(WriteError::Retry) => backoff(attempt).await,
+            Err(WriteError::KeyTaken) => return Err(input::key_taken()),
+            Err(WriteError::Api(e)) => return Err(e),
+        }
+    }
+    Err(busy())
+}
+
 /// Early access features linked to `flag_id`, in PostHog's short form.
 fn linked_summaries(features: &[Feature], flag: &Flag) -> Vec<Value> {
     features
@@ -338,6 +383,16 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
                 .cloned()
                 .ok_or_else(ApiError::not_found)?;
             let features = self.features().await?;
+            // A feature created alongside claims this flag. Check on every attempt, not only
+            // before the first: a retry means someone else wrote first, and they may have
+            // linked, soft-deleted or regrouped the flag (without this, the losers of parallel
+            // links retried until `busy`, and a link could land on a just-deleted flag).
+            if let Some(FeatureWrite::Create(feature)) = &alongside.feature
+                && feature.feature_flag_id == Some(id)
+            {
+                let linked = features.iter().any(|f| f.feature_flag_id == Some(id));
+                early_access::check_linkable(Some(&current), linked)?;
+            }
             let body = body_for(&current)?;
             let flag = self.updated(&current, &body, mode, &project_flags, &features)?;
             let entry =
