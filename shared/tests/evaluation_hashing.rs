@@ -31,6 +31,25 @@ fn hash_vectors_of_the_spec() {
 }
 
 #[test]
+fn inputs_longer_than_one_sha1_block_hash_the_same_way() {
+    // Strings of 55 (the longest that fits one padded block), 56, 64 and 120 bytes: a prefix
+    // of k's plus "user-1". Expected values from Python's hashlib.
+    for (len, expected) in [
+        (55, 0.5353757496200909),
+        (56, 0.2643800293506397),
+        (64, 0.01629849312783506),
+        (120, 0.4183901400809934_f64),
+    ] {
+        let prefix = "k".repeat(len - "user-1".len());
+        assert_eq!(
+            hash(&prefix, "user-1", "").to_bits(),
+            expected.to_bits(),
+            "{len} bytes"
+        );
+    }
+}
+
+#[test]
 fn the_integer_part_is_the_first_fifteen_hex_digits() {
     // 0xc8a05362b9f414f = 903540405459435855, divided by 2^60 (what 0xFFFFFFFFFFFFFFF rounds
     // to as a double).

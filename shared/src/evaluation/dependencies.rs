@@ -56,7 +56,7 @@ fn resolve(flags: &mut [CompiledFlag]) -> (Vec<Vec<usize>>, Vec<Option<Broken>>)
     let mut by_key = HashMap::new();
     for (index, flag) in flags.iter().enumerate().filter(|(_, f)| !f.deleted) {
         by_id.insert(flag.id, index);
-        by_key.insert(flag.key.clone(), index);
+        by_key.insert(flag.key.to_string(), index);
     }
     let lookup = |reference: &str| {
         let by_number = reference

@@ -119,8 +119,8 @@ pub struct Cohort {
 #[derive(Debug, Clone)]
 pub struct EvaluationInput<'a> {
     pub distinct_id: &'a str,
-    /// Body `device_id`/`$device_id`, else `person_properties.$device_id` (the caller resolves
-    /// that order); used by `bucketing_identifier: "device_id"` flags.
+    /// Body `device_id`/`$device_id`; when `None` the engine falls back to
+    /// `person_properties.$device_id`. Used by `bucketing_identifier: "device_id"` flags.
     pub device_id: Option<&'a str>,
     /// Request person properties (plus stored ones, request values winning, if the caller has
     /// any). The engine adds `distinct_id` and missing `$initial_*` values itself.

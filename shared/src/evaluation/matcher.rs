@@ -339,7 +339,7 @@ fn identifier<'a>(
     {
         return Cow::Borrowed(device);
     }
-    if with_overrides && let Some(key) = input.hash_key_overrides.get(&flag.key) {
+    if with_overrides && let Some(key) = input.hash_key_overrides.get(&*flag.key) {
         return Cow::Borrowed(key);
     }
     match input.anon_distinct_id {
@@ -348,8 +348,14 @@ fn identifier<'a>(
     }
 }
 
+/// The request's device id, else `person_properties.$device_id`; empty means none.
 fn device_id<'a>(env: &Env<'a>) -> Option<&'a str> {
-    env.input.device_id.filter(|d| !d.is_empty())
+    let input = env.input;
+    let from_properties = || input.person_properties.get("$device_id")?.as_str();
+    input
+        .device_id
+        .or_else(from_properties)
+        .filter(|d| !d.is_empty())
 }
 
 fn group_value<'a>(group: i32, env: &Env<'a>) -> Option<&'a Value> {

@@ -150,7 +150,7 @@ impl FlagSet {
     /// Keys of the active, non-deleted flags with `ensure_experience_continuity`: the flags
     /// whose hash-key override the caller stores when a request carries `$anon_distinct_id`.
     pub fn experience_continuity_keys(&self) -> Vec<&str> {
-        self.continuity_flags().map(|f| f.key.as_str()).collect()
+        self.continuity_flags().map(|f| &*f.key).collect()
     }
 
     fn continuity_flags(&self) -> impl Iterator<Item = &CompiledFlag> {
@@ -170,7 +170,7 @@ impl FlagSet {
         };
         let mut requested = vec![false; self.flags.len()];
         let mut stack: Vec<usize> = (0..self.flags.len())
-            .filter(|&i| !self.flags[i].deleted && keys.contains(&self.flags[i].key))
+            .filter(|&i| !self.flags[i].deleted && keys.iter().any(|k| **k == *self.flags[i].key))
             .collect();
         while let Some(index) = stack.pop() {
             if !std::mem::replace(&mut requested[index], true) {

@@ -2,6 +2,8 @@
 //! forgiving: a malformed part is treated the way PostHog's evaluator would end up treating it
 //! (a condition that cannot match, a variant that does not exist), never as a panic.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::input::Runtime;
@@ -40,7 +42,7 @@ pub(crate) struct Holdout {
 /// One flag ready to evaluate.
 #[derive(Debug)]
 pub(crate) struct CompiledFlag {
-    pub key: String,
+    pub key: Arc<str>,
     pub id: i64,
     pub version: i64,
     pub active: bool,
@@ -72,7 +74,7 @@ impl CompiledFlag {
         let aggregation = group_index(filters.get("aggregation_group_type_index"))
             .map_or(Aggregation::Person, Aggregation::Group);
         CompiledFlag {
-            key: flag.key.clone(),
+            key: Arc::from(flag.key.as_str()),
             id: flag.id,
             version: flag.version,
             active: flag.active,

@@ -503,7 +503,12 @@ fn date_match(op: Operator, filter: &DateValue, found: &Value, now: DateTime<Utc
 /// (a pre-release sorts before its release).
 fn version(value: &Value) -> Option<Version> {
     let text = string_form(value);
-    Version::parse(&canonical_version(strip_v(&text))).ok()
+    let text = strip_v(&text);
+    // Canonicalising only pads and strips leading zeros, both of which plain semver rejects, so
+    // whatever parses as it is parses the same after: skip the rewrite then.
+    Version::parse(text)
+        .or_else(|_| Version::parse(&canonical_version(text)))
+        .ok()
 }
 
 fn strip_v(text: &str) -> &str {

@@ -1,6 +1,9 @@
 //! What the engine answers: per flag the value, PostHog's reason and the payload, plus the
 //! request-level error flag (evaluation.md §3.3).
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use crate::flag::Flag;
@@ -55,21 +58,42 @@ impl ReasonCode {
 }
 
 /// `reason` of a `/flags` record. `code` is either a [`ReasonCode`] or, for failed records, an
-/// error code chosen by the caller.
+/// error code chosen by the caller. Borrowed static text where possible: a request answers
+/// every flag, and allocating two strings per flag would be most of its cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reason {
-    pub code: String,
+    pub code: Cow<'static, str>,
     pub condition_index: Option<usize>,
-    pub description: Option<String>,
+    pub description: Option<Cow<'static, str>>,
+}
+
+/// "Matched condition set N" for the first conditions, prebuilt.
+const MATCHED: [&str; 10] = [
+    "Matched condition set 1",
+    "Matched condition set 2",
+    "Matched condition set 3",
+    "Matched condition set 4",
+    "Matched condition set 5",
+    "Matched condition set 6",
+    "Matched condition set 7",
+    "Matched condition set 8",
+    "Matched condition set 9",
+    "Matched condition set 10",
+];
+
+fn matched_description(condition_index: Option<usize>) -> Cow<'static, str> {
+    let index = condition_index.unwrap_or(0);
+    match MATCHED.get(index) {
+        Some(text) => Cow::Borrowed(text),
+        None => Cow::Owned(format!("Matched condition set {}", index + 1)),
+    }
 }
 
 impl Reason {
     /// PostHog's description for a match reason (`Matched condition set N` counts from 1).
     pub fn from_code(code: ReasonCode, condition_index: Option<usize>) -> Reason {
-        let description = match code {
-            ReasonCode::ConditionMatch => {
-                format!("Matched condition set {}", condition_index.unwrap_or(0) + 1)
-            }
+        let description: Cow<'static, str> = match code {
+            ReasonCode::ConditionMatch => matched_description(condition_index),
             ReasonCode::NoConditionMatch => "No matching condition set".into(),
             ReasonCode::NoConditionMatchGroupsNotEvaluated => "No matching condition set (group conditions were not evaluated because no group type was provided)".into(),
             ReasonCode::OutOfRolloutBound => "Out of rollout bound".into(),
@@ -82,7 +106,7 @@ impl Reason {
             }
         };
         Reason {
-            code: code.as_str().into(),
+            code: Cow::Borrowed(code.as_str()),
             condition_index,
             description: Some(description),
         }
@@ -103,7 +127,8 @@ impl Reason {
 /// One flag's answer for one person.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlagEvaluation {
-    pub key: String,
+    /// Shared with the prepared flag: cloning a key per answer costs an allocation otherwise.
+    pub key: Arc<str>,
     pub id: i64,
     pub version: i64,
     pub enabled: bool,
@@ -134,7 +159,7 @@ impl FlagEvaluation {
     /// Such records set `errorsWhileComputingFlags`.
     pub fn failure(flag: &Flag, code: &str, description: &str) -> FlagEvaluation {
         FlagEvaluation {
-            key: flag.key.clone(),
+            key: Arc::from(flag.key.as_str()),
             id: flag.id,
             version: flag.version,
             enabled: false,
@@ -142,9 +167,9 @@ impl FlagEvaluation {
             failed: true,
             code: None,
             reason: Reason {
-                code: code.into(),
+                code: Cow::Owned(code.into()),
                 condition_index: None,
-                description: Some(description.into()),
+                description: Some(Cow::Owned(description.into())),
             },
             payload: None,
             payload_encrypted: flag.has_encrypted_payloads.unwrap_or(false),
@@ -164,7 +189,7 @@ pub struct Evaluations {
 
 impl Evaluations {
     pub fn get(&self, key: &str) -> Option<&FlagEvaluation> {
-        self.flags.iter().find(|f| f.key == key)
+        self.flags.iter().find(|f| &*f.key == key)
     }
 
     /// Replaces (or adds) a record with a failed one and raises the error flag.

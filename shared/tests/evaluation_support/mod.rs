@@ -56,14 +56,14 @@ pub fn get<'a>(answer: &'a Evaluations, key: &str) -> &'a FlagEvaluation {
 }
 
 pub fn keys(answer: &Evaluations) -> Vec<&str> {
-    answer.flags.iter().map(|f| f.key.as_str()).collect()
+    answer.flags.iter().map(|f| &*f.key).collect()
 }
 
 /// `(value, reason code, condition index)` of a record: the parts most tests assert.
 pub fn outcome(record: &FlagEvaluation) -> (Value, String, Option<usize>) {
     (
         record.value(),
-        record.reason.code.clone(),
+        record.reason.code.to_string(),
         record.reason.condition_index,
     )
 }
