@@ -336,3 +336,132 @@ async fn activity_log_pages_and_revert_over_http() {
     let anonymous = s.send("GET", &s.flags_path("activity/"), None, None).await;
     assert_eq!(anonymous.status, 401);
 }
+
+/// The early-access-features function behind the router (management routes and the public SDK
+/// endpoint): create with a new flag → stage change → public list with the project token →
+/// delete, and the flag side of the link in between.
+#[tokio::test]
+async fn early_access_feature_lifecycle_over_http() {
+    let s = Server::from_env();
+    let base = format!("/api/projects/{}/early_access_feature/", s.project_id);
+    let name = unique_key("E2E preview");
+    let key = name.to_lowercase().replace(' ', "-");
+
+    let created = s
+        .call(
+            "POST",
+            &base,
+            Some(&json!({"name": name, "description": "Try it", "stage": "concept", "payload": {"cta": "Join"}})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let created = created.json();
+    let id = created["id"].as_str().expect("uuid id").to_string();
+    let flag = &created["feature_flag"];
+    assert_eq!(flag["key"], key.as_str(), "slugified name");
+    assert_eq!(
+        flag["filters"],
+        json!({"groups": [{"properties": [], "rollout_percentage": 0, "variant": null}]}),
+        "concept does not enrol"
+    );
+    let flag_id = flag["id"].as_i64().expect("flag id");
+    let flag_path = s.flags_path(&format!("{flag_id}/"));
+
+    // Trailing slash optional; concept → beta adds the enrollment gate through the flag rules.
+    let beta = s
+        .call(
+            "PATCH",
+            &format!("{base}{id}"),
+            Some(&json!({"stage": "beta"})),
+        )
+        .await;
+    assert_eq!(beta.status, 200, "{}", beta.text);
+    let gate = json!([{"properties": [{"key": format!("$feature_enrollment/{key}"), "type": "person", "operator": "exact", "value": ["true"]}], "rollout_percentage": 100}]);
+    assert_eq!(beta.json()["feature_flag"]["filters"]["super_groups"], gate);
+    assert_eq!(beta.json()["feature_flag"]["version"], 2);
+    let shown = s.call("GET", &flag_path, None).await.json();
+    assert_eq!(shown["filters"]["super_groups"], gate);
+    let summary = json!({"id": id, "name": name, "description": "Try it", "stage": "beta", "documentationUrl": "", "flagKey": key, "payload": {"cta": "Join"}});
+    assert_eq!(shown["features"], json!([summary.clone()]));
+    let refused = s
+        .call("PATCH", &flag_path, Some(&json!({"deleted": true})))
+        .await;
+    assert_eq!(
+        refused.json(),
+        json!({"type": "validation_error", "code": "invalid_input", "detail": "Cannot delete a feature flag that is in use with early access features. Please delete the early access feature before deleting the flag.", "attr": null})
+    );
+
+    // posthog-js: no credentials but the project token; the Origin comes back for CORS.
+    let public = |query: String| {
+        let s = &s;
+        async move {
+            let resp = s
+                .http
+                .get(format!("{}/api/early_access_features/?{query}", s.url))
+                .header("origin", "https://app.example.com")
+                .send()
+                .await
+                .expect("request reaches the server");
+            let cors = resp
+                .headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let status = resp.status().as_u16();
+            (status, cors, resp.json::<Value>().await.expect("JSON"))
+        }
+    };
+    let listed_here = |body: &Value| -> Vec<Value> {
+        body["earlyAccessFeatures"]
+            .as_array()
+            .expect("earlyAccessFeatures")
+            .iter()
+            .filter(|f| f["id"] == id.as_str())
+            .cloned()
+            .collect()
+    };
+    let (status, cors, body) = public(format!("token={}", s.project_api_token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(cors.as_deref(), Some("https://app.example.com"));
+    assert_eq!(
+        listed_here(&body),
+        vec![summary.clone()],
+        "beta is the default"
+    );
+    let (_, _, body) = public(format!(
+        "token={}&stage=alpha&stage=concept",
+        s.project_api_token
+    ))
+    .await;
+    assert!(listed_here(&body).is_empty(), "only the stages asked for");
+    let (status, cors, body) = public(String::new()).await;
+    assert_eq!(status, 401);
+    assert_eq!(cors.as_deref(), Some("https://app.example.com"));
+    assert_eq!(
+        body,
+        json!({"type": "authentication_error", "code": "missing_api_key", "detail": "API key not provided. You can find your project API key in PostHog project settings.", "attr": null})
+    );
+    let (status, _, body) = public("token=phc_not_a_project".into()).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "invalid_api_key");
+
+    // Delete: 204 with an empty body, the gate goes, the flag stays and can now be deleted.
+    let deleted = s.call("DELETE", &format!("{base}{id}/"), None).await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(deleted.text, "");
+    let gone = s.call("GET", &format!("{base}{id}/"), None).await;
+    assert_eq!(gone.status, 404);
+    assert_eq!(gone.json()["detail"], "Not found.");
+    let (_, _, body) = public(format!("token={}", s.project_api_token)).await;
+    assert!(listed_here(&body).is_empty());
+    let shown = s.call("GET", &flag_path, None).await.json();
+    assert_eq!(shown["filters"]["super_groups"], Value::Null);
+    assert_eq!(shown["features"], json!([]));
+    let flag_deleted = s
+        .call("PATCH", &flag_path, Some(&json!({"deleted": true})))
+        .await;
+    assert_eq!(flag_deleted.status, 200, "{}", flag_deleted.text);
+
+    let anonymous = s.send("GET", &base, None, None).await;
+    assert_eq!(anonymous.status, 401);
+}
