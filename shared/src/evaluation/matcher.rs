@@ -12,13 +12,6 @@ use super::model::{Aggregation, CompiledFlag, Condition};
 use super::properties::{FilterKind, MatchContext, Operator, PropertyFilter, PropertySource};
 use super::result::ReasonCode;
 
-/// A flag's value as its dependents see it.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum FlagValue {
-    Bool(bool),
-    Variant(String),
-}
-
 /// The outcome of one flag: PostHog's `FeatureFlagMatch` without the payload.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Match {
@@ -29,14 +22,7 @@ pub(crate) struct Match {
 }
 
 impl Match {
-    pub(crate) fn value(&self) -> FlagValue {
-        match &self.variant {
-            Some(v) if self.enabled => FlagValue::Variant(v.clone()),
-            _ => FlagValue::Bool(self.enabled),
-        }
-    }
-
-    fn off(code: ReasonCode, condition_index: Option<usize>) -> Match {
+    pub(crate) fn off(code: ReasonCode, condition_index: Option<usize>) -> Match {
         Match {
             enabled: false,
             variant: None,
@@ -139,7 +125,7 @@ pub(crate) struct Env<'a> {
     pub ctx: &'a MatchContext,
     pub cohorts: &'a CohortEvaluator<'a>,
     /// Results of flags evaluated so far, by flag index (`None`: not evaluated).
-    pub results: &'a [Option<FlagValue>],
+    pub results: &'a [Option<Match>],
 }
 
 /// PostHog's `get_match`.
@@ -279,17 +265,19 @@ fn filter_matches(filter: &PropertyFilter, aggregation: Aggregation, env: &Env) 
 
 /// `flag_evaluates_to`: `true` wants any enabled value, `false` exactly false, a string that
 /// variant. A dependency that was not evaluated never matches.
-fn dependency_matches(filter: &PropertyFilter, results: &[Option<FlagValue>]) -> bool {
+fn dependency_matches(filter: &PropertyFilter, results: &[Option<Match>]) -> bool {
     if filter.operator != Operator::FlagEvaluatesTo {
         return false;
     }
     let Some(Some(actual)) = filter.dependency.map(|d| &results[d]) else {
         return false;
     };
-    match (filter.value.as_ref(), actual) {
-        (Some(Value::Bool(true)), value) => value != &FlagValue::Bool(false),
-        (Some(Value::Bool(false)), value) => value == &FlagValue::Bool(false),
-        (Some(Value::String(expected)), FlagValue::Variant(variant)) => expected == variant,
+    match filter.value.as_ref() {
+        Some(Value::Bool(true)) => actual.enabled,
+        Some(Value::Bool(false)) => !actual.enabled,
+        Some(Value::String(expected)) => {
+            actual.enabled && actual.variant.as_deref() == Some(expected.as_str())
+        }
         _ => false,
     }
 }

@@ -48,7 +48,7 @@ pub use result::{Evaluations, FlagEvaluation, Reason, ReasonCode};
 
 use cohorts::{CohortEvaluator, CohortSet};
 use dependencies::{Broken, DependencyGraph};
-use matcher::{Env, FlagValue, Match, PersonProperties};
+use matcher::{Env, Match, PersonProperties};
 use model::{Aggregation, CompiledFlag};
 use properties::MatchContext;
 
@@ -88,10 +88,12 @@ impl FlagSet {
             .collect();
         // Flags left out of the request (inactive, other runtime or context) still read as
         // `false` to their dependents, so `flag_evaluates_to: false` can match them.
-        let mut results: Vec<Option<FlagValue>> = visible
+        let mut matches: Vec<Option<Match>> = visible
             .iter()
             .zip(&self.flags)
-            .map(|(&shown, f)| (!shown && !f.deleted).then_some(FlagValue::Bool(false)))
+            .map(|(&shown, f)| {
+                (!shown && !f.deleted).then(|| Match::off(ReasonCode::NoConditionMatch, None))
+            })
             .collect();
 
         let person = PersonProperties::new(input.person_properties, input.distinct_id);
@@ -100,38 +102,40 @@ impl FlagSet {
             matching_version: input.property_matching_version,
         };
         let cohorts = CohortEvaluator::new(&self.cohorts, input.static_cohort_ids, &person, &ctx);
-        let mut answers: Vec<Option<FlagEvaluation>> = vec![None; self.flags.len()];
         for &index in &self.graph.order {
             if !(requested[index] && visible[index]) {
                 continue;
             }
-            let flag = &self.flags[index];
             let outcome = match self.graph.broken[index] {
-                Some(_) => Match {
-                    enabled: false,
-                    variant: None,
-                    code: ReasonCode::MissingDependency,
-                    condition_index: None,
-                },
+                Some(_) => Match::off(ReasonCode::MissingDependency, None),
                 None => {
                     let env = Env {
                         input,
                         person: &person,
                         ctx: &ctx,
                         cohorts: &cohorts,
-                        results: &results,
+                        results: &matches,
                     };
-                    matcher::evaluate(flag, &env)
+                    matcher::evaluate(&self.flags[index], &env)
                 }
             };
-            results[index] = Some(outcome.value());
-            answers[index] = Some(record(flag, outcome));
+            matches[index] = Some(outcome);
+        }
+        // Answers in input order, built once (records are large: no moving them around).
+        let mut flags = Vec::with_capacity(self.flags.len());
+        for (index, flag) in self.flags.iter().enumerate() {
+            if requested[index]
+                && visible[index]
+                && let Some(outcome) = matches[index].take()
+            {
+                flags.push(record(flag, outcome));
+            }
         }
         let cycle_touched = (0..self.flags.len()).any(|i| {
             requested[i] && !self.flags[i].deleted && self.graph.broken[i] == Some(Broken::Cycle)
         });
         Evaluations {
-            flags: answers.into_iter().flatten().collect(),
+            flags,
             errors_while_computing_flags: cycle_touched,
         }
     }
