@@ -164,7 +164,10 @@ fn the_best_scoring_reason_wins_and_ties_go_to_the_later_condition() {
         let flags = [flag(1, "beta", json!({"groups": groups}))];
         let answer = run(&flags, "user-4", json!({}));
         let record = get(&answer, "beta");
-        (record.reason.code.to_string(), record.reason.condition_index)
+        (
+            record.reason.code.to_string(),
+            record.reason.condition_index,
+        )
     };
     assert_eq!(
         case(json!([rollout_out, no_match])),
