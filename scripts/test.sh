@@ -69,6 +69,7 @@ prefix="e2e$(python3 -c 'import secrets; print(secrets.token_hex(6))')-"
 api_port="$(free_port)"
 flagsctl() {
     env -u FLAGSCTL_AWS -u FLAGS_TABLE -u ACTIVITY_TABLE -u IDENTITY_TABLE -u EARLY_ACCESS_TABLE \
+        -u HASH_KEY_OVERRIDES_TABLE \
         AWS_ENDPOINT_URL_DYNAMODB="$DYNAMODB_ENDPOINT" TABLE_PREFIX="$prefix" "$(flagsctl_bin)" "$@"
 }
 flagsctl create-tables --template template.yaml >/dev/null
@@ -76,7 +77,9 @@ flagsctl seed-dev --out "$WORK/credentials.json" --api-url "http://127.0.0.1:$ap
 write_env_file "$WORK/env" "$DYNAMODB_ENDPOINT" "$prefix" "$(new_fernet_key)"
 
 step "cargo lambda watch on 127.0.0.1:$api_port"
-cargo-lambda lambda watch --invoke-address 127.0.0.1 --invoke-port "$api_port" \
+# --ignore-changes: the run tests one build; a source edit meanwhile must not restart functions
+# mid-request (the SDK tests would see failed requests as wrong answers).
+cargo-lambda lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$api_port" \
     --env-file "$WORK/env" </dev/null >"$WORK/watch.log" 2>&1 &
 WATCH_PID=$!
 wait_http "$api_port" "$WATCH_PID" 120 || die "cargo lambda watch did not answer on port $api_port"
@@ -88,6 +91,10 @@ for path in feature_flags/ feature_flags/activity/ early_access_feature/; do
         "http://127.0.0.1:$api_port/api/projects/$project_id/$path" || true)"
     log "/api/projects/$project_id/$path answered $warm_status"
 done
+# The SDK endpoints' function (unauthenticated: any answer means it runs).
+warm_status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 300 \
+    "http://127.0.0.1:$api_port/flags/definitions" || true)"
+log "/flags/definitions answered $warm_status"
 
 export E2E_API_URL="http://127.0.0.1:$api_port"
 export E2E_CREDENTIALS="$WORK/credentials.json"

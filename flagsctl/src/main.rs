@@ -4,9 +4,9 @@
 //! exit non-zero (2 for bad arguments, 1 for everything else). By default it talks to DynamoDB
 //! Local (`AWS_ENDPOINT_URL_DYNAMODB`, else `http://127.0.0.1:${DYNAMODB_PORT:-8000}`, the
 //! instance `make dev` runs); `--aws` (or `FLAGSCTL_AWS=1`) uses the normal AWS credential chain
-//! and endpoints. Table names come from `FLAGS_TABLE`, `ACTIVITY_TABLE`, `IDENTITY_TABLE` and
-//! `EARLY_ACCESS_TABLE` (the stack outputs of a deployment), else `TABLE_PREFIX` + the local
-//! default names.
+//! and endpoints. Table names come from `FLAGS_TABLE`, `ACTIVITY_TABLE`, `IDENTITY_TABLE`,
+//! `EARLY_ACCESS_TABLE` and `HASH_KEY_OVERRIDES_TABLE` (the stack outputs of a deployment), else
+//! `TABLE_PREFIX` + the local default names.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,7 +20,9 @@ use shared::auth::{generate_key, hash_key};
 use shared::identity::{Organization, PersonalApiKey, Project, User};
 use shared::store::dynamo::DynamoStore;
 use shared::store::tables::create_missing_tables;
-use shared::store::{IdentityAdmin, Tables, testing};
+use shared::store::{
+    DefinitionsStore, GROUP_TYPES_LIMIT, GroupType, GroupTypeError, IdentityAdmin, Tables, testing,
+};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -85,6 +87,15 @@ enum Command {
         #[arg(long)]
         id: String,
     },
+    /// Name a project's group type (index 0–4), as `$groupidentify` events would.
+    CreateGroupType {
+        #[arg(long)]
+        project: i64,
+        #[arg(long)]
+        index: i32,
+        #[arg(long)]
+        name: String,
+    },
     /// Create the tables of template.yaml that don't exist yet.
     CreateTables {
         /// Default: ./template.yaml if present, else the template flagsctl was built with.
@@ -121,7 +132,8 @@ impl From<ApiError> for CliError {
             ApiError::Internal(cause) if cause.contains("ResourceNotFoundException") => {
                 CliError::Failed(format!(
                     "a DynamoDB table is missing (run `flagsctl create-tables`; names come from \
-                     FLAGS_TABLE, ACTIVITY_TABLE, IDENTITY_TABLE, EARLY_ACCESS_TABLE): {cause}"
+                     FLAGS_TABLE, ACTIVITY_TABLE, IDENTITY_TABLE, EARLY_ACCESS_TABLE, \
+                     HASH_KEY_OVERRIDES_TABLE): {cause}"
                 ))
             }
             ApiError::Internal(cause) => CliError::Failed(cause),
@@ -584,6 +596,11 @@ async fn run(cli: Cli) -> CliResult<Value> {
                 Err(failed(format!("no personal API key with id {id}")))
             }
         }
+        Command::CreateGroupType {
+            project,
+            index,
+            name,
+        } => create_group_type(&store, project, index, &name).await,
         Command::CreateTables { template } => {
             let template = read_template(template.as_deref())?;
             let created = create_missing_tables(&store.client, &template, &store.tables).await?;
@@ -594,6 +611,54 @@ async fn run(cli: Cli) -> CliResult<Value> {
             write_credentials(&out, &creds)?;
             Ok(serde_json::to_value(&creds).expect("credentials serialize"))
         }
+    }
+}
+
+/// Creates the mapping, or confirms it when exactly this one exists already (re-runnable).
+async fn create_group_type(
+    store: &(impl IdentityAdmin + DefinitionsStore),
+    project: i64,
+    index: i32,
+    name: &str,
+) -> CliResult<Value> {
+    let name = non_empty("--name", name)?;
+    if !(0..GROUP_TYPES_LIMIT).contains(&index) {
+        return Err(usage(format!(
+            "--index must be at least 0 and less than {GROUP_TYPES_LIMIT}"
+        )));
+    }
+    if store.project(project).await?.is_none() {
+        return Err(failed(format!("no project with id {project}")));
+    }
+    let group = GroupType {
+        project_id: project,
+        index,
+        name: name.to_string(),
+    };
+    let existing = store.group_types(project).await?;
+    let holder = |i: i32| existing.iter().find(|g| g.index == i);
+    let result = match holder(index) {
+        Some(same) if same.name == name => Ok(()),
+        _ => store.create_group_type(&group).await,
+    };
+    match result {
+        Ok(()) => Ok(json!({
+            "project_id": project,
+            "group_type_index": index,
+            "group_type": name,
+        })),
+        Err(GroupTypeError::IndexTaken(_)) => Err(failed(format!(
+            "group type index {index} of project {project} is already {:?}",
+            holder(index).map_or("taken", |g| g.name.as_str())
+        ))),
+        Err(GroupTypeError::NameTaken(_)) => Err(failed(format!(
+            "group type {name:?} of project {project} already has index {}",
+            existing
+                .iter()
+                .find(|g| g.name == name)
+                .map_or("(another)".to_string(), |g| g.index.to_string())
+        ))),
+        Err(GroupTypeError::Api(e)) => Err(e.into()),
     }
 }
 

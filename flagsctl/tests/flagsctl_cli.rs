@@ -31,8 +31,14 @@ impl Ctl {
             .map(|v| v.as_str().unwrap())
             .collect();
         names.sort();
-        let expected =
-            ["activity", "early_access", "flags", "identity"].map(|t| format!("{}{t}", ctl.prefix));
+        let expected = [
+            "activity",
+            "early_access",
+            "flags",
+            "hash_key_overrides",
+            "identity",
+        ]
+        .map(|t| format!("{}{t}", ctl.prefix));
         assert_eq!(names, expected);
         ctl
     }
@@ -47,6 +53,7 @@ impl Ctl {
             .env_remove("ACTIVITY_TABLE")
             .env_remove("IDENTITY_TABLE")
             .env_remove("EARLY_ACCESS_TABLE")
+            .env_remove("HASH_KEY_OVERRIDES_TABLE")
             .env_remove("FLAGSCTL_AWS")
             .output()
             .expect("flagsctl runs")
@@ -167,6 +174,89 @@ fn org_project_user_and_keys_lifecycle() {
             .len(),
         1
     );
+}
+
+#[test]
+fn group_types_are_created_once_per_index_and_name() {
+    let ctl = Ctl::new();
+    let org = ctl.ok(&["create-org", "--name", "Acme"]);
+    let project = ctl.ok(&[
+        "create-project",
+        "--org",
+        org["id"].as_str().unwrap(),
+        "--name",
+        "Web",
+    ]);
+    let id = project["id"].to_string();
+    let made = ctl.ok(&[
+        "create-group-type",
+        "--project",
+        &id,
+        "--index",
+        "0",
+        "--name",
+        "company",
+    ]);
+    assert_eq!(
+        made,
+        serde_json::json!({"project_id": project["id"], "group_type_index": 0, "group_type": "company"})
+    );
+    let again = ctl.ok(&[
+        "create-group-type",
+        "--project",
+        &id,
+        "--index",
+        "0",
+        "--name",
+        "company",
+    ]);
+    assert_eq!(again, made, "re-running is harmless");
+    let taken = ctl.err(&[
+        "create-group-type",
+        "--project",
+        &id,
+        "--index",
+        "0",
+        "--name",
+        "team",
+    ]);
+    assert!(
+        taken.contains("index 0 of project 1 is already \"company\""),
+        "{taken}"
+    );
+    let named = ctl.err(&[
+        "create-group-type",
+        "--project",
+        &id,
+        "--index",
+        "1",
+        "--name",
+        "company",
+    ]);
+    assert!(
+        named.contains("\"company\" of project 1 already has index 0"),
+        "{named}"
+    );
+    let range = ctl.run(&[
+        "create-group-type",
+        "--project",
+        &id,
+        "--index",
+        "5",
+        "--name",
+        "x",
+    ]);
+    assert_eq!(range.status.code(), Some(2));
+    let missing = ctl.err(&[
+        "create-group-type",
+        "--project",
+        "99",
+        "--index",
+        "1",
+        "--name",
+        "x",
+    ]);
+    assert!(missing.contains("no project with id 99"), "{missing}");
 }
 
 #[test]

@@ -284,17 +284,72 @@ impl ApiResponse {
         }
     }
 
+    /// A plain-text answer: the SDK endpoints' errors are plain text, as PostHog's are.
+    pub fn text(status: u16, text: impl Into<String>) -> Self {
+        ApiResponse {
+            status,
+            body: Some(Value::String(text.into())),
+            headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+        }
+    }
+
+    fn is_text(&self) -> bool {
+        self.headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/plain"))
+    }
+
+    /// Asks [`Self::into_lambda`] to gzip the body when the client accepts gzip (both PostHog
+    /// SDKs do): definitions and `/flags` answers shrink several times, which keeps big
+    /// projects far from Lambda's 6 MB response limit.
+    pub fn gzip_if_accepted(mut self, req: &ApiRequest) -> Self {
+        let accepts = req.header("accept-encoding").is_some_and(|v| {
+            v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("gzip")
+            })
+        });
+        self.headers.push(("vary".into(), "Accept-Encoding".into()));
+        if accepts {
+            self.headers
+                .push(("content-encoding".into(), "gzip".into()));
+        }
+        self
+    }
+
+    fn has_header(&self, name: &str, value: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case(name) && v.eq_ignore_ascii_case(value))
+    }
+
     pub fn into_lambda(self) -> Response<Body> {
+        let text = self.is_text();
+        let gzip = self.has_header("content-encoding", "gzip");
         let mut builder = Response::builder().status(self.status);
         for (k, v) in &self.headers {
-            builder = builder.header(k, v);
+            if !k.eq_ignore_ascii_case("content-encoding") {
+                builder = builder.header(k, v);
+            }
         }
         let body = match self.body {
+            Some(Value::String(t)) if text => t,
             Some(v) => {
                 builder = builder.header("content-type", "application/json");
-                Body::Text(v.to_string())
+                v.to_string()
             }
-            None => Body::Empty,
+            None => String::new(),
+        };
+        let body = match gzip_body(&body).filter(|_| gzip) {
+            Some(bytes) => {
+                builder = builder.header("content-encoding", "gzip");
+                Body::Binary(bytes)
+            }
+            None if body.is_empty() => Body::Empty,
+            None => Body::Text(body),
         };
         builder.body(body).unwrap_or_else(|_| {
             let mut fallback = Response::new(Body::Empty);
@@ -302,6 +357,19 @@ impl ApiResponse {
             fallback
         })
     }
+}
+
+/// Bodies smaller than this are sent as they are: gzip would not pay for its header.
+const GZIP_MIN_BYTES: usize = 1024;
+
+fn gzip_body(text: &str) -> Option<Vec<u8>> {
+    use std::io::Write;
+    if text.len() < GZIP_MIN_BYTES {
+        return None;
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(text.as_bytes()).ok()?;
+    encoder.finish().ok()
 }
 
 impl From<ApiError> for ApiResponse {
@@ -443,6 +511,39 @@ mod tests {
             req.url_replacing(&[("page", "5".into()), ("limit", "3".into())]),
             "http://h/a/?limit=3&z=x+y&page=5"
         );
+    }
+
+    #[test]
+    fn gzip_only_when_accepted_and_worth_it() {
+        use std::io::Read;
+        let big = json!({"k": "x".repeat(5000)});
+        let req = ApiRequest::new("GET", "/").with_header("accept-encoding", "gzip, deflate");
+        let out = ApiResponse::ok(big.clone())
+            .gzip_if_accepted(&req)
+            .into_lambda();
+        assert_eq!(out.headers()["content-encoding"], "gzip");
+        assert_eq!(out.headers()["vary"], "Accept-Encoding");
+        let Body::Binary(bytes) = out.body() else {
+            panic!("not binary")
+        };
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), big);
+
+        let small = ApiResponse::ok(json!({"k": 1}))
+            .gzip_if_accepted(&req)
+            .into_lambda();
+        assert!(small.headers().get("content-encoding").is_none());
+        assert!(matches!(small.body(), Body::Text(_)));
+        let identity = ApiRequest::new("GET", "/").with_header("accept-encoding", "br");
+        let plain = ApiResponse::ok(big)
+            .gzip_if_accepted(&identity)
+            .into_lambda();
+        assert!(plain.headers().get("content-encoding").is_none());
+        let empty = ApiResponse::empty(304).gzip_if_accepted(&req).into_lambda();
+        assert!(matches!(empty.body(), Body::Empty));
     }
 
     #[test]

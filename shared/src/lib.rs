@@ -4,7 +4,9 @@
 pub mod activity;
 pub mod api;
 pub mod auth;
+pub mod capture;
 pub mod crypto;
+pub mod definitions;
 pub mod early_access;
 pub mod error;
 pub mod evaluation;

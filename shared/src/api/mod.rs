@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod early_access;
 pub mod feature_flags;
+pub mod flags;
 
 use lambda_http::{Body, Request, Response, service_fn};
 
@@ -11,12 +12,15 @@ use crate::crypto::PayloadCipher;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::store::dynamo::DynamoStore;
 use crate::time::Timestamp;
+use flags::DefinitionsCache;
 
 /// What every handler needs, built once per Lambda instance (the clock is read per request).
 pub struct Context<'a, S> {
     pub store: &'a S,
     pub cipher: &'a PayloadCipher,
     pub now: Timestamp,
+    /// Warm-instance cache of the SDK endpoints (`flags` group); the other groups ignore it.
+    pub cache: &'a DefinitionsCache,
 }
 
 /// The endpoint groups, one Lambda function each (decisions.md §1).
@@ -25,6 +29,7 @@ pub enum Group {
     FeatureFlags,
     Activity,
     EarlyAccessFeatures,
+    Flags,
 }
 
 impl Group {
@@ -33,23 +38,26 @@ impl Group {
             Group::FeatureFlags => feature_flags::handle(ctx, req).await,
             Group::Activity => activity::handle(ctx, req).await,
             Group::EarlyAccessFeatures => early_access::handle(ctx, req).await,
+            Group::Flags => flags::handle(ctx, req).await,
         }
     }
 }
 
-/// A function's whole `main`: logging, the DynamoDB client and payload keys built once per
-/// instance and borrowed by every request.
+/// A function's whole `main`: logging, the DynamoDB client, payload keys and the SDK cache
+/// built once per instance and borrowed by every request.
 pub async fn serve(group: Group) -> Result<(), lambda_http::Error> {
     tracing_subscriber_init();
     let store = DynamoStore::from_env().await;
     let cipher = PayloadCipher::from_env();
+    let cache = DefinitionsCache::default();
     lambda_http::run(service_fn(|event: Request| {
-        let (store, cipher) = (&store, &cipher);
+        let (store, cipher, cache) = (&store, &cipher, &cache);
         async move {
             let ctx = Context {
                 store,
                 cipher,
                 now: chrono::Utc::now(),
+                cache,
             };
             let response = group.handle(&ctx, &ApiRequest::from_lambda(&event)).await;
             Ok::<Response<Body>, lambda_http::Error>(response.into_lambda())

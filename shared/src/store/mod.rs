@@ -5,6 +5,7 @@ pub mod dynamo;
 pub mod tables;
 pub mod testing;
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use crate::activity::ActivityEntry;
@@ -12,6 +13,7 @@ use crate::early_access::Feature;
 use crate::error::ApiError;
 use crate::flag::Flag;
 use crate::identity::{Organization, PersonalApiKey, Project, User};
+use crate::time::Timestamp;
 
 /// Table names, read once from the environment (defaults match template.yaml's local names).
 #[derive(Debug, Clone)]
@@ -20,6 +22,7 @@ pub struct Tables {
     pub activity: String,
     pub identity: String,
     pub early_access: String,
+    pub hash_key_overrides: String,
 }
 
 impl Tables {
@@ -34,6 +37,7 @@ impl Tables {
             activity: var("ACTIVITY_TABLE", defaults.activity),
             identity: var("IDENTITY_TABLE", defaults.identity),
             early_access: var("EARLY_ACCESS_TABLE", defaults.early_access),
+            hash_key_overrides: var("HASH_KEY_OVERRIDES_TABLE", defaults.hash_key_overrides),
         }
     }
 
@@ -44,6 +48,7 @@ impl Tables {
             activity: format!("{prefix}activity"),
             identity: format!("{prefix}identity"),
             early_access: format!("{prefix}early_access"),
+            hash_key_overrides: format!("{prefix}hash_key_overrides"),
         }
     }
 }
@@ -219,4 +224,83 @@ pub trait FeatureStore: Sync {
         &self,
         write: FeatureWrite,
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// One of a project's group types (PostHog's group type mapping): `index` 0–4 → `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupType {
+    pub project_id: i64,
+    pub index: i32,
+    pub name: String,
+}
+
+/// Group type indexes run from 0 to this, exclusive (PostHog's `GROUP_TYPES_LIMIT`).
+pub const GROUP_TYPES_LIMIT: i32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupTypeError {
+    /// Another group type holds the index.
+    #[error("group type index {0} is already taken")]
+    IndexTaken(i32),
+    /// The name already has an index.
+    #[error("group type {0:?} already exists")]
+    NameTaken(String),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// What the SDK endpoints (`flags` function) keep besides the flags: the project's definitions
+/// version, its group types, and flag usage.
+pub trait DefinitionsStore: Sync {
+    /// The project's definitions version, bumped by every flag write and group type change
+    /// (0 before the first). One small consistent GetItem: warm instances revalidate their
+    /// cached definitions with it, and it is the local-evaluation ETag.
+    fn definitions_version(
+        &self,
+        project_id: i64,
+    ) -> impl Future<Output = Result<i64, ApiError>> + Send;
+
+    /// The project's group types, lowest index first.
+    fn group_types(
+        &self,
+        project_id: i64,
+    ) -> impl Future<Output = Result<Vec<GroupType>, ApiError>> + Send;
+
+    /// Claims `group.index` for `group.name` (each unique in the project) and bumps the
+    /// definitions version, in one transaction.
+    fn create_group_type(
+        &self,
+        group: &GroupType,
+    ) -> impl Future<Output = Result<(), GroupTypeError>> + Send;
+
+    /// Sets the flag's `last_called_at` to `now` unless it is already within a minute of it,
+    /// so a flag costs at most one write a minute however often it is called. Touches nothing
+    /// else: no activity entry, no definitions version, no `revision`. Returns whether it wrote.
+    fn record_flag_called(
+        &self,
+        project_id: i64,
+        flag_id: i64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, ApiError>> + Send;
+}
+
+/// Experience continuity (evaluation.md §2.11): per person, the hash key each continuity flag
+/// buckets on. There are no persons yet, so a person is one distinct id.
+pub trait HashKeyOverrideStore: Sync {
+    /// Flag key → hash key for `distinct_id`.
+    fn hash_key_overrides(
+        &self,
+        project_id: i64,
+        distinct_id: &str,
+    ) -> impl Future<Output = Result<HashMap<String, String>, ApiError>> + Send;
+
+    /// For each distinct id, stores `hash_key` for every flag in `flag_keys` that has no
+    /// override yet (existing ones are kept, as PostHog's insert-if-absent does).
+    fn add_hash_key_overrides(
+        &self,
+        project_id: i64,
+        distinct_ids: &[&str],
+        flag_keys: &[&str],
+        hash_key: &str,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
 }

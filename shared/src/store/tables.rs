@@ -68,6 +68,7 @@ impl Tables {
             "ActivityTable" => Some(&self.activity),
             "IdentityTable" => Some(&self.identity),
             "EarlyAccessTable" => Some(&self.early_access),
+            "HashKeyOverridesTable" => Some(&self.hash_key_overrides),
             _ => None,
         }
     }
@@ -240,6 +241,7 @@ mod tests {
                 "ActivityTable",
                 "EarlyAccessTable",
                 "FlagsTable",
+                "HashKeyOverridesTable",
                 "IdentityTable"
             ]
         );
@@ -258,7 +260,7 @@ mod tests {
             keys(&activity.global_secondary_indexes[0].key_schema),
             [("item_pk", "HASH"), ("item_sk", "RANGE")]
         );
-        let identity = &specs[3];
+        let identity = &specs[4];
         assert_eq!(identity.global_secondary_indexes[0].index_name, "gsi1");
         assert_eq!(
             keys(&identity.global_secondary_indexes[0].key_schema),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use shared::api::flags::DefinitionsCache;
 use shared::api::{Context, Group, activity, feature_flags};
 use shared::auth::{generate_key, hash_key};
 use shared::crypto::PayloadCipher;
@@ -118,6 +119,7 @@ impl World {
             store: &self.store,
             cipher: &self.cipher,
             now: chrono::Utc::now(),
+            cache: &DefinitionsCache::default(),
         };
         let ApiResponse { status, body, .. } =
             feature_flags::handle(&ctx, &req.with_header("host", "testserver")).await;
@@ -134,6 +136,7 @@ impl World {
             store: &self.store,
             cipher: &self.cipher,
             now: chrono::Utc::now(),
+            cache: &DefinitionsCache::default(),
         };
         activity::handle(&ctx, &req.with_header("host", "testserver")).await
     }
@@ -144,6 +147,7 @@ impl World {
             store: &self.store,
             cipher: &self.cipher,
             now: chrono::Utc::now(),
+            cache: &DefinitionsCache::default(),
         };
         Group::EarlyAccessFeatures
             .handle(&ctx, &req.with_header("host", "testserver"))

@@ -2,6 +2,7 @@
 
 use chrono::TimeDelta;
 use serde_json::{Value, json};
+use shared::api::flags::DefinitionsCache;
 use shared::api::{Context, feature_flags};
 use shared::auth::{generate_key, hash_key};
 use shared::flag::Flag;
@@ -19,6 +20,7 @@ pub async fn raw(world: &World, req: ApiRequest) -> ApiResponse {
         store: &world.store,
         cipher: &world.cipher,
         now: chrono::Utc::now(),
+        cache: &DefinitionsCache::default(),
     };
     feature_flags::handle(&ctx, &req.with_header("host", "testserver")).await
 }

@@ -6,7 +6,13 @@
 //! * `COUNTER` / `FLAG_ID`                 → `n`: last flag id handed out (atomic `ADD`)
 //! * `PROJECT#<p>` / `FLAG#<id>`           → the flag
 //! * `PROJECT#<p>` / `FLAGKEY#<key>`       → `flag_id`: key uniqueness among non-deleted flags
-//! * `PROJECT#<p>` / `DEFINITIONS`         → `version`: bumped by every flag write (SDK cache/ETag)
+//! * `PROJECT#<p>` / `DEFINITIONS`         → `version`: bumped by every flag write and group type
+//!   change (SDK cache/ETag)
+//! * `PROJECT#<p>` / `GROUPTYPE#<index>`   → `group_type_index`, `name`: the group type mapping
+//! * `PROJECT#<p>` / `GROUPTYPENAME#<name>` → `group_type_index`: a name has one index
+//!
+//! Hash key overrides table (experience continuity)
+//! * `PROJECT#<p>#DISTINCT#<distinct id>` / `HASHKEYS` → `k#<flag key>`: hash key, per flag
 //!
 //! Activity table (GSI `by-item`: `item_pk`, `item_sk`)
 //! * `PROJECT#<p>#<scope>` / `SEQ#<20-digit seq>` → entry; `item_pk = PROJECT#<p>#<scope>#<item>`,
@@ -29,9 +35,11 @@
 //! * `APIKEYID#<key id>` / `APIKEYID`      → `secure_value` (to revoke by id)
 
 mod activity;
+mod definitions;
 mod early_access;
 mod flags;
 mod identity;
+mod overrides;
 
 use std::collections::HashMap;
 

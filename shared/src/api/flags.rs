@@ -1,0 +1,46 @@
+//! The SDK endpoints, one Lambda (`flags`): remote evaluation (`/flags/`, `/decide/`),
+//! local-evaluation definitions (`/flags/definitions`, `/api/feature_flag/local_evaluation/`,
+//! `/api/projects/{project_id}/feature_flags/local_evaluation/`) and capture (`/batch/`, `/e/`,
+//! `/i/v0/e/`, `/capture/`). Behaviour: evaluation.md §3–§5; caching: [`cache`].
+
+mod body;
+pub mod cache;
+mod ingest;
+mod local;
+mod remote;
+mod request;
+mod response;
+
+pub use cache::{DefinitionsCache, Snapshot};
+
+use super::{Context, project_route};
+use crate::http::{ApiRequest, ApiResponse};
+use crate::store::{DefinitionsStore, FlagStore, HashKeyOverrideStore, IdentityStore};
+
+/// Everything the SDK endpoints read and write.
+pub trait Store: FlagStore + IdentityStore + DefinitionsStore + HashKeyOverrideStore {}
+
+impl<S: FlagStore + IdentityStore + DefinitionsStore + HashKeyOverrideStore> Store for S {}
+
+pub async fn handle<S: Store>(ctx: &Context<'_, S>, req: &ApiRequest) -> ApiResponse {
+    let segments = req.segments();
+    if let Some((project, rest)) = project_route(&segments, "feature_flags") {
+        return match rest.as_slice() {
+            ["local_evaluation"] => local::handle(ctx, req, Some(project)).await,
+            _ => not_found(),
+        };
+    }
+    // Paths are matched from the end so a stage prefix (`/prod/flags/`) still routes.
+    match segments.as_slice() {
+        [.., "flags", "definitions"] => local::handle(ctx, req, None).await,
+        [.., "api", "feature_flag", "local_evaluation"] => local::handle(ctx, req, None).await,
+        [.., "flags"] => remote::handle(ctx, req, false).await,
+        [.., "decide"] => remote::handle(ctx, req, true).await,
+        [.., "batch"] | [.., "e"] | [.., "capture"] => ingest::handle(ctx, req).await,
+        _ => not_found(),
+    }
+}
+
+fn not_found() -> ApiResponse {
+    crate::error::ApiError::not_found().into()
+}

@@ -1,0 +1,15 @@
+//! Handler and store tests of the SDK endpoints (the `flags` function), in-process against
+//! DynamoDB Local (`DYNAMODB_ENDPOINT`), each on fresh tables. Requests go through one
+//! long-lived cache, as a warm Lambda instance serves them.
+//!
+//! Coverage map (evaluation.md): §3 `/flags`, `/decide` → `remote`; §4 definitions →
+//! `definitions`; §5 capture → `capture`; the DynamoDB adapter → `store`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod capture;
+mod definitions;
+mod remote;
+mod store;
+mod support;
