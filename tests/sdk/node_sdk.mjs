@@ -1,0 +1,104 @@
+// Drives the real posthog-node SDK against this server and prints what it answered.
+//
+// Run by tests/sdk.rs (`make test`): `node node_sdk.mjs SPEC OUT`, resolving posthog-node from
+// the checkout's node_modules. SPEC and OUT as in python_sdk.py: per mode ("remote", "local",
+// "local_only", "single", "evaluate"), per user, per flag key the SDK returned, [value, payload].
+//
+// Compression is off: `cargo lambda watch` refuses gzip bodies sent as application/json before
+// they reach the function (it decodes JSON bodies as UTF-8 text); the server itself accepts them.
+import { readFileSync, writeFileSync } from 'node:fs'
+import { PostHog } from 'posthog-node'
+
+const parsed = (payload) => {
+  if (typeof payload !== 'string') return payload ?? null
+  try {
+    return JSON.parse(payload)
+  } catch {
+    return payload
+  }
+}
+
+const context = (user) => ({
+  groups: user.groups,
+  personProperties: user.person,
+  groupProperties: user.group_properties,
+})
+
+const client = (spec, options = {}) =>
+  new PostHog(spec.token, {
+    host: spec.api_url,
+    flushAt: 1,
+    flushInterval: 0,
+    disableCompression: true,
+    featureFlagsPollingInterval: 3_600_000,
+    featureFlagsRequestTimeoutMs: 20_000,
+    ...options,
+  })
+
+async function allFlags(sdk, user, keys, options = {}) {
+  const result = await sdk.getAllFlagsAndPayloads(user.id, { ...context(user), ...options })
+  const flags = result.featureFlags ?? {}
+  const payloads = result.featureFlagPayloads ?? {}
+  const out = {}
+  for (const key of keys) {
+    if (key in flags && flags[key] !== undefined) out[key] = [flags[key], parsed(payloads[key])]
+  }
+  return out
+}
+
+async function single(sdk, user, keys) {
+  const out = {}
+  const options = { ...context(user), sendFeatureFlagEvents: false }
+  for (const key of keys) {
+    const value = await sdk.getFeatureFlag(key, user.id, options)
+    const payload = await sdk.getFeatureFlagPayload(key, user.id, undefined, options)
+    if (value !== undefined && value !== null) out[key] = [value, parsed(payload)]
+  }
+  return out
+}
+
+async function evaluate(sdk, user, keys) {
+  const snapshot = await sdk.evaluateFlags(user.id, context(user))
+  const out = {}
+  for (const key of keys) {
+    const value = snapshot.getFlag(key)
+    if (value !== undefined && value !== null) out[key] = [value, parsed(snapshot.getFlagPayload(key))]
+  }
+  return out
+}
+
+async function byUser(users, run) {
+  const out = {}
+  for (const user of users) out[user.id] = await run(user)
+  return out
+}
+
+async function compareRun(spec) {
+  const { keys, users } = spec
+  const remote = client(spec)
+  const local = client(spec, { personalApiKey: spec.secret_key })
+  await local.waitForLocalEvaluationReady()
+  const few = users.slice(0, spec.single_users)
+  const out = {
+    remote: await byUser(users, (u) => allFlags(remote, u, keys)),
+    local: await byUser(users, (u) => allFlags(local, u, keys)),
+    local_only: await byUser(users, (u) => allFlags(local, u, keys, { onlyEvaluateLocally: true })),
+    single: await byUser(few, (u) => single(remote, u, keys)),
+    evaluate: await byUser(few, (u) => evaluate(local, u, keys)),
+  }
+  await remote.shutdown()
+  await local.shutdown()
+  return out
+}
+
+// Asks for one flag the way an application does, which reports $feature_flag_called.
+async function calledRun(spec) {
+  const sdk = client(spec)
+  const value = await sdk.getFeatureFlag(spec.called.key, spec.called.user)
+  await sdk.shutdown()
+  return { value: value ?? null }
+}
+
+const spec = JSON.parse(readFileSync(process.argv[2], 'utf8'))
+const result = spec.called ? await calledRun(spec) : await compareRun(spec)
+writeFileSync(process.argv[3], JSON.stringify(result))

@@ -1,0 +1,117 @@
+"""Drives the real posthog-python SDK against this server and prints what it answered.
+
+Run by tests/sdk.rs (`make test`) with the checkout's .venv: `python python_sdk.py SPEC OUT`.
+SPEC: {"api_url", "token", "secret_key", "keys": [...], "users": [{"id", "person", "groups",
+"group_properties"}], "single_users": N, "called": {"key", "user"} (optional)}.
+
+Writes one JSON object to OUT (stdout is left to the SDK's own logging): per mode, per user, per flag key the SDK returned, [value, payload].
+Modes: "remote" (no secret key: every answer from POST /flags), "local" (secret key: local
+evaluation, the SDK falling back to /flags when it must), "local_only" (only what the SDK could
+decide locally), "single" (get_feature_flag + get_feature_flag_payload per flag, remote),
+"evaluate" (the new evaluate_flags snapshot API, with local evaluation).
+"""
+
+import json
+import logging
+import sys
+import warnings
+
+from posthog import Posthog
+
+warnings.simplefilter("ignore", DeprecationWarning)
+logging.basicConfig(level=logging.ERROR)
+
+
+def parsed(payload):
+    """Payloads travel as JSON text; the SDK may or may not have parsed them already."""
+    if isinstance(payload, str):
+        try:
+            return json.loads(payload)
+        except ValueError:
+            return payload
+    return payload
+
+
+def context(user):
+    return {
+        "groups": user["groups"],
+        "person_properties": user["person"],
+        "group_properties": user["group_properties"],
+    }
+
+
+def all_flags(client, user, keys, **options):
+    result = client.get_all_flags_and_payloads(user["id"], **context(user), **options)
+    flags = result.get("featureFlags") or {}
+    payloads = result.get("featureFlagPayloads") or {}
+    return {k: [flags[k], parsed(payloads.get(k))] for k in keys if k in flags}
+
+
+def single(client, user, keys):
+    out = {}
+    for key in keys:
+        value = client.get_feature_flag(key, user["id"], **context(user), send_feature_flag_events=False)
+        payload = client.get_feature_flag_payload(key, user["id"], **context(user), send_feature_flag_events=False)
+        if value is not None:
+            out[key] = [value, parsed(payload)]
+    return out
+
+
+def evaluate(client, user, keys):
+    snapshot = client.evaluate_flags(user["id"], **context(user))
+    out = {}
+    for key in keys:
+        value = snapshot.get_flag(key)
+        if value is not None:
+            out[key] = [value, parsed(snapshot.get_flag_payload(key))]
+    return out
+
+
+def client(spec, **options):
+    return Posthog(
+        spec["token"],
+        host=spec["api_url"],
+        sync_mode=True,
+        poll_interval=3600,
+        feature_flags_request_timeout_seconds=20,
+        **options,
+    )
+
+
+def compare_run(spec):
+    keys, users = spec["keys"], spec["users"]
+    remote = client(spec)
+    local = client(spec, secret_key=spec["secret_key"])
+    local.load_feature_flags()
+    few = users[: spec["single_users"]]
+    out = {
+        "remote": {u["id"]: all_flags(remote, u, keys) for u in users},
+        "local": {u["id"]: all_flags(local, u, keys) for u in users},
+        "local_only": {u["id"]: all_flags(local, u, keys, only_evaluate_locally=True) for u in users},
+        "single": {u["id"]: single(remote, u, keys) for u in few},
+        "evaluate": {u["id"]: evaluate(local, u, keys) for u in few},
+    }
+    remote.shutdown()
+    local.shutdown()
+    return out
+
+
+def called_run(spec):
+    """Asks for one flag the way an application does, which reports $feature_flag_called."""
+    sdk = client(spec)
+    value = sdk.get_feature_flag(spec["called"]["key"], spec["called"]["user"])
+    sdk.flush()
+    sdk.shutdown()
+    return {"value": value}
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        spec = json.load(f)
+    result = called_run(spec) if spec.get("called") else compare_run(spec)
+    with open(sys.argv[2], "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()
