@@ -36,6 +36,7 @@ async fn python_and_node_sdks_against_the_server() {
     let s = Server::from_env();
     sdks_agree_with_the_engine(&s).await;
     sdk_flag_calls_set_last_called_at(&s).await;
+    every_sdk_route_over_http(&s).await;
 }
 
 async fn sdks_agree_with_the_engine(s: &Server) {
@@ -131,6 +132,94 @@ async fn sdk_flag_calls_set_last_called_at(s: &Server) {
             "{sdk}: last_called_at not set: {flag}"
         );
     }
+}
+
+/// Each route of the `flags` function through the router, with the answers SDKs rely on.
+async fn every_sdk_route_over_http(s: &Server) {
+    let project = s.project_id;
+    for path in [
+        "/flags/definitions".to_string(),
+        "/api/feature_flag/local_evaluation/".to_string(),
+        format!("/api/projects/{project}/feature_flags/local_evaluation"),
+    ] {
+        let url = format!("{}{path}?token={}", s.url, s.project_api_token);
+        let first = s
+            .http
+            .get(&url)
+            .bearer_auth(&s.project_secret_key)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(first.status().as_u16(), 200, "{path}");
+        let etag = first.headers()["etag"].to_str().expect("etag").to_string();
+        let again = s
+            .http
+            .get(&url)
+            .bearer_auth(&s.project_secret_key)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("poll");
+        assert_eq!(again.status().as_u16(), 304, "{path}");
+        assert_eq!(
+            again.text().await.expect("body"),
+            "",
+            "{path}: 304 is empty"
+        );
+    }
+    let person = json!({"api_key": s.project_api_token, "distinct_id": "route-check"});
+    let decide = s.send("POST", "/decide/?v=3", None, Some(&person)).await;
+    assert_eq!(decide.status, 200, "{}", decide.text);
+    assert!(decide.json()["featureFlags"].is_object());
+    let event = json!({"event": "pageview", "distinct_id": "route-check", "properties": {"token": s.project_api_token}});
+    for path in ["/e/", "/i/v0/e/", "/capture/", "/batch"] {
+        let r = s.send("POST", path, None, Some(&event)).await;
+        assert_eq!((r.status, r.json()), (200, json!({"status": 1})), "{path}");
+    }
+    // Gzip the way posthog-node sends it, labelled as binary: the emulator only passes
+    // non-UTF-8 bodies through unharmed when they aren't labelled JSON.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(
+        &mut encoder,
+        json!({"api_key": s.project_api_token, "batch": [event]})
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("gzip");
+    let zipped = s
+        .http
+        .post(format!("{}/batch/", s.url))
+        .header("content-type", "application/octet-stream")
+        .header("content-encoding", "gzip")
+        .body(encoder.finish().expect("gzip"))
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(zipped.status().as_u16(), 200);
+    let bad = s
+        .http
+        .post(format!("{}/flags/?v=4", s.url))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .expect("flags");
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(
+        bad.text()
+            .await
+            .expect("text")
+            .starts_with("Failed to parse request")
+    );
+    let anonymous = s
+        .send(
+            "POST",
+            "/flags/?v=4",
+            None,
+            Some(&json!({"distinct_id": "x"})),
+        )
+        .await;
+    assert_eq!(anonymous.status, 401);
 }
 
 /// Announces a group type the way SDKs do (`$groupidentify` to `/batch/`) and reads the index
