@@ -142,6 +142,30 @@ async fn group_identify_learns_the_next_free_index() {
 }
 
 #[tokio::test]
+async fn racing_captures_give_each_group_type_its_own_index() {
+    let sdk = Sdk::new().await;
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let captures = names
+        .iter()
+        .map(|name| batch(&sdk, vec![group_identify(name, "k")]));
+    for r in futures::future::join_all(captures).await {
+        ok(&r);
+    }
+    let stored = sdk
+        .world
+        .store
+        .group_types(sdk.world.project.id)
+        .await
+        .unwrap();
+    let indexes: Vec<i32> = stored.iter().map(|g| g.index).collect();
+    assert_eq!(indexes, [0, 1, 2, 3, 4], "five types, each index once");
+    let mut learned: Vec<&str> = stored.iter().map(|g| g.name.as_str()).collect();
+    learned.sort();
+    learned.dedup();
+    assert_eq!(learned.len(), 5, "no name twice: {stored:?}");
+}
+
+#[tokio::test]
 async fn every_path_and_body_form() {
     let sdk = Sdk::new().await;
     let event =

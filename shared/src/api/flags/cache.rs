@@ -26,8 +26,11 @@ use crate::store::{DefinitionsStore, FlagStore, GroupType, IdentityStore};
 const TOKEN_TTL: Duration = Duration::from_secs(300);
 /// Per-instance pause between `last_called_at` writes of one flag.
 const CALLED_INTERVAL: Duration = Duration::from_secs(60);
-/// Entries kept per map; beyond that an arbitrary one is dropped (instances serving thousands
-/// of projects re-read now and then instead of growing without bound).
+/// Projects kept per instance; beyond that an arbitrary one is dropped (an instance serving
+/// more projects re-reads now and then instead of outgrowing its memory: a project of 1,000
+/// flags takes a few MB prepared).
+const MAX_PROJECTS: usize = 64;
+/// Tokens and called flags kept per instance (small entries).
 const MAX_ENTRIES: usize = 1024;
 
 /// A project's definitions at one version, prepared for evaluation.
@@ -102,7 +105,7 @@ impl DefinitionsCache {
         let flags = store.project_flags(project_id).await?;
         let group_types = store.group_types(project_id).await?;
         let snapshot = Arc::new(Snapshot::new(version, flags, group_types));
-        insert(&self.projects, project_id, snapshot.clone());
+        insert(&self.projects, MAX_PROJECTS, project_id, snapshot.clone());
         Ok(snapshot)
     }
 
@@ -122,6 +125,7 @@ impl DefinitionsCache {
         if let Some(project) = &found {
             insert(
                 &self.tokens,
+                MAX_ENTRIES,
                 token.to_string(),
                 (project.clone(), Instant::now()),
             );
@@ -160,9 +164,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn insert<K: std::hash::Hash + Eq + Clone, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
+fn insert<K: std::hash::Hash + Eq + Clone, V>(
+    map: &Mutex<HashMap<K, V>>,
+    cap: usize,
+    key: K,
+    value: V,
+) {
     let mut map = lock(map);
-    if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
+    if map.len() >= cap && !map.contains_key(&key) {
         let victim = map.keys().next().cloned();
         if let Some(victim) = victim {
             map.remove(&victim);
