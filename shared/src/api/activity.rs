@@ -4,9 +4,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Context, feature_flags, project_route};
+use super::{Authorized, Context, authorize, feature_flags, project_route};
 use crate::activity::{self, ActivityEntry, FLAG_SCOPE};
-use crate::auth::{self, Accepts, Caller};
+use crate::auth::{Accepts, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::flag::Flag;
 use crate::http::{ApiRequest, ApiResponse};
@@ -40,11 +40,16 @@ async fn route<S: FlagStore + IdentityStore + ActivityStore + FeatureStore>(
         ["activity"] | [_, "activity"] => "activity_log:read",
         _ => return Err(ApiError::not_found()),
     };
-    let body = req.body_object();
-    let caller =
-        auth::authenticate(req, body.as_ref().ok(), ctx.store, Accepts::PersonalKeys).await?;
-    caller.require_scope(scope)?;
-    let project = caller.project(project_segment, ctx.store).await?;
+    let Authorized {
+        caller, project, ..
+    } = authorize(
+        ctx.store,
+        req,
+        project_segment,
+        scope,
+        Accepts::PersonalKeys,
+    )
+    .await?;
     let log = ActivityEndpoint {
         ctx,
         caller: &caller,

@@ -8,8 +8,8 @@
 use serde_json::{Map, Value, json};
 
 use super::feature_flags::{self, Alongside};
-use super::{Context, project_route};
-use crate::auth::{self, Accepts, Caller};
+use super::{Authorized, Context, authorize, project_route};
+use crate::auth::{Accepts, Caller};
 use crate::early_access::{self, Feature, FeatureInput};
 use crate::error::{ApiError, ApiResult};
 use crate::flag::{self, Flag};
@@ -57,11 +57,18 @@ async fn route<S: FlagStore + IdentityStore + FeatureStore>(
         (_, [] | [_]) => "early_access_feature:write",
         _ => return Err(ApiError::not_found()),
     };
-    let body = req.body_object();
-    let caller =
-        auth::authenticate(req, body.as_ref().ok(), ctx.store, Accepts::PersonalKeys).await?;
-    caller.require_scope(scope)?;
-    let project = caller.project(project_segment, ctx.store).await?;
+    let Authorized {
+        body,
+        caller,
+        project,
+    } = authorize(
+        ctx.store,
+        req,
+        project_segment,
+        scope,
+        Accepts::PersonalKeys,
+    )
+    .await?;
     let features = FeaturesEndpoint {
         ctx,
         caller: &caller,

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::{Context, project_route};
+use super::{Authorized, Context, authorize, project_route};
 use crate::activity;
-use crate::auth::{self, Accepts, Caller};
+use crate::auth::{Accepts, Caller};
 use crate::early_access::{self, Feature};
 use crate::error::{ApiError, ApiResult};
 use crate::filters::{self, FilterContext};
@@ -47,11 +47,11 @@ async fn route<S: FlagStore + IdentityStore + FeatureStore>(
         (_, [_, "status" | "dependent_flags"]) => ("feature_flag:read", Accepts::PersonalKeys),
         _ => return Err(ApiError::not_found()),
     };
-    // A body that does not parse can still not hide a credential; its error comes after auth.
-    let body = req.body_object();
-    let caller = auth::authenticate(req, body.as_ref().ok(), ctx.store, accepts).await?;
-    caller.require_scope(scope)?;
-    let project = caller.project(project_segment, ctx.store).await?;
+    let Authorized {
+        body,
+        caller,
+        project,
+    } = authorize(ctx.store, req, project_segment, scope, accepts).await?;
     let flags = FlagsEndpoint {
         ctx,
         caller: &caller,

@@ -8,8 +8,14 @@ pub mod flags;
 
 use lambda_http::{Body, Request, Response, service_fn};
 
+use serde_json::{Map, Value};
+
+use crate::auth::{self, Accepts, Caller};
 use crate::crypto::PayloadCipher;
+use crate::error::ApiResult;
 use crate::http::{ApiRequest, ApiResponse};
+use crate::identity::Project;
+use crate::store::IdentityStore;
 use crate::store::dynamo::DynamoStore;
 use crate::time::Timestamp;
 use flags::DefinitionsCache;
@@ -71,6 +77,33 @@ fn tracing_subscriber_init() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .without_time()
         .init();
+}
+
+/// A request past PostHog's checks, in its order: authentication, scope, project access.
+pub(crate) struct Authorized {
+    /// Parsed before authentication because it may carry the key; a body that does not parse
+    /// can still not hide a credential, so its error is reported only after the checks.
+    pub body: ApiResult<Map<String, Value>>,
+    pub caller: Caller,
+    pub project: Project,
+}
+
+pub(crate) async fn authorize<S: IdentityStore>(
+    store: &S,
+    req: &ApiRequest,
+    project_segment: &str,
+    scope: &str,
+    accepts: Accepts,
+) -> ApiResult<Authorized> {
+    let body = req.body_object();
+    let caller = auth::authenticate(req, body.as_ref().ok(), store, accepts).await?;
+    caller.require_scope(scope)?;
+    let project = caller.project(project_segment, store).await?;
+    Ok(Authorized {
+        body,
+        caller,
+        project,
+    })
 }
 
 /// Path segments after `/api/projects/{project_id}/<resource>/`, or `None` when the path is
