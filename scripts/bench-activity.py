@@ -19,13 +19,12 @@ import argparse
 import http.client
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 import urllib.parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, run_json, summary
+
 
 
 def read_env_file(path):
@@ -43,20 +42,7 @@ def read_env_file(path):
     return env
 
 
-def run_json(cmd, env):
-    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
-    return json.loads(out.stdout)
 
-
-def percentile(values, p):
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
-def summary(name, samples):
-    return (f"{name:<46} n={len(samples):<4} median={statistics.median(samples):7.1f} ms"
-            f"   p95={percentile(samples, 95):7.1f} ms")
 
 
 def main():
@@ -117,7 +103,7 @@ def main():
                 samples.append(elapsed)
             if body["total_count"] != args.entries or len(body["results"]) == 0:
                 sys.exit(f"{url}: total_count {body['total_count']}, {len(body['results'])} results")
-            results.append(summary(f"{name}, page {page} of {last_page} (limit {args.limit})", samples))
+            results.append(summary(f"{name}, page {page} of {last_page} (limit {args.limit})", samples, width=46))
 
     print(f"project {project['id']}, flag {flag['id']} with {args.entries} activity entries, server {api_url}")
     for line in results:

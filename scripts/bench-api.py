@@ -12,31 +12,15 @@ import argparse
 import http.client
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 import urllib.parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, flagsctl, summary
 
 
-def flagsctl(*args):
-    out = subprocess.run(
-        ["cargo", "run", "-q", "-p", "flagsctl", "--", *args],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    )
-    return json.loads(out.stdout)
 
 
-def percentile(values, p):
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
-def summary(name, samples):
-    return f"{name:<40} n={len(samples):<5} median={statistics.median(samples):7.1f} ms   p95={percentile(samples, 95):7.1f} ms"
 
 
 def main():
@@ -82,11 +66,11 @@ def main():
     list_search = [request("GET", base + "?search=flag%2099")[0] for _ in range(args.list_runs)]
 
     print(f"project {project['id']} with {args.flags} flags, server {api_url}")
-    print(summary(f"create (project growing 0→{args.flags})", creates))
-    print(summary(f"create (last 100, ~{args.flags} flags)", creates[-100:]))
-    print(summary("list, default page (100 of N)", list_default))
-    print(summary(f"list, limit={args.flags} (all)", list_all))
-    print(summary("list, search filter", list_search))
+    print(summary(f"create (project growing 0→{args.flags})", creates, width=40))
+    print(summary(f"create (last 100, ~{args.flags} flags)", creates[-100:], width=40))
+    print(summary("list, default page (100 of N)", list_default, width=40))
+    print(summary(f"list, limit={args.flags} (all)", list_all, width=40))
+    print(summary("list, search filter", list_search, width=40))
 
 
 if __name__ == "__main__":

@@ -21,34 +21,15 @@ import gzip
 import http.client
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 import urllib.parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, flagsctl, summary
 
 
-def flagsctl(*args):
-    out = subprocess.run(
-        ["cargo", "run", "-q", "-p", "flagsctl", "--", *args],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    )
-    return json.loads(out.stdout)
 
 
-def percentile(values, p):
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
-def summary(name, samples):
-    return (
-        f"{name:<44} n={len(samples):<5} median={statistics.median(samples):6.2f} ms"
-        f"   p95={percentile(samples, 95):6.2f} ms   p99={percentile(samples, 99):6.2f} ms"
-    )
 
 
 def flag_body(i, ids):
@@ -145,9 +126,9 @@ def main():
 
     print(f"project {project['id']} with {args.flags} flags ({answered} answered per request), "
           f"definitions {len(body)} bytes, server {api_url}")
-    print(summary("POST /flags/?v=4 (warm)", flags_times))
-    print(summary("GET /flags/definitions, 304 (If-None-Match)", polls))
-    print(summary("GET /flags/definitions, 200", full))
+    print(summary("POST /flags/?v=4 (warm)", flags_times, percentiles=(95, 99), digits=2))
+    print(summary("GET /flags/definitions, 304 (If-None-Match)", polls, percentiles=(95, 99), digits=2))
+    print(summary("GET /flags/definitions, 200", full, percentiles=(95, 99), digits=2))
 
 
 if __name__ == "__main__":
