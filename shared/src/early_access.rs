@@ -203,7 +203,11 @@ pub fn parse(body: &Map<String, Value>, partial: bool, creating: bool) -> ApiRes
     }
     if let Some(v) = body.get("payload") {
         // PostHog stores a falsy payload as `{}`.
-        input.payload = Some(if is_falsy(v) { json!({}) } else { v.clone() });
+        input.payload = Some(if !crate::python::truthy(v) {
+            json!({})
+        } else {
+            v.clone()
+        });
     }
     if creating {
         input.feature_flag_id = match body.get("feature_flag_id") {
@@ -295,17 +299,6 @@ fn flag_id(v: &Value) -> ApiResult<Option<i64>> {
         Value::Number(n) => n.as_i64().map(Some).ok_or_else(bad),
         Value::String(s) => s.trim().parse().map(Some).map_err(|_| bad()),
         _ => Err(bad()),
-    }
-}
-
-fn is_falsy(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! would happen and answered with a 400 instead. The stricter checks PostHog's baseline skips
 //! (percent ranges, operators, variant keys) run last, so they never hide a PostHog error.
 
+use crate::python;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -156,7 +157,7 @@ fn as_dict(filters: &Value) -> ApiResult<&Map<String, Value>> {
 /// Rule 2: a new flag needs at least one condition set; updates may clear them.
 fn condition_groups(map: &Map<String, Value>, is_create: bool) -> ApiResult<&Vec<Value>> {
     let groups = map.get("groups");
-    if is_create && !groups.is_some_and(truthy) {
+    if is_create && !groups.is_some_and(python::truthy) {
         return Err(invalid(
             "Feature flags must have at least one condition set (group).",
         ));
@@ -214,7 +215,7 @@ fn parse_property(prop: &Value) -> ApiResult<Property<'_>> {
     };
     let kind = match map.get("type") {
         None => "event",
-        Some(t) if !truthy(t) => "event",
+        Some(t) if !python::truthy(t) => "event",
         Some(Value::String(s)) => s.as_str(),
         Some(_) => "",
     };
@@ -308,7 +309,7 @@ fn check_property_kinds(
 /// Variant definitions; `multivariate` is optional but must be an object when truthy.
 fn variants(map: &Map<String, Value>) -> ApiResult<Vec<Variant<'_>>> {
     let multivariate = match map.get("multivariate") {
-        Some(mv) if truthy(mv) => mv,
+        Some(mv) if python::truthy(mv) => mv,
         _ => return Ok(Vec::new()),
     };
     let Value::Object(multivariate) = multivariate else {
@@ -365,7 +366,7 @@ fn check_variant_sum(variants: &[Variant]) -> ApiResult<()> {
 /// Rule 5: a truthy override must name a defined variant.
 fn check_variant_override(group: &Value, variants: &[Variant]) -> ApiResult<()> {
     match group.get("variant") {
-        Some(v) if truthy(v) => {
+        Some(v) if python::truthy(v) => {
             let known = v
                 .as_str()
                 .is_some_and(|name| variants.iter().any(|d| d.key == name));
@@ -469,7 +470,7 @@ fn check_payload_keys(
     let Some(payloads) = payloads else {
         return Ok(());
     };
-    if map.get("multivariate").is_some_and(truthy) {
+    if map.get("multivariate").is_some_and(python::truthy) {
         if payloads.keys().all(|k| variants.iter().any(|v| v.key == k)) {
             return Ok(());
         }
@@ -903,17 +904,6 @@ pub fn check_evaluable(filters: &Value) -> ApiResult<()> {
 
 // ---------------------------------------------------------------------------------------------
 // Python spellings: messages quote values the way PostHog's f-strings print them.
-
-fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
 
 /// A number as Python compares it (`True == 1`); anything else never equals an index.
 fn py_number(value: &Value) -> Option<f64> {

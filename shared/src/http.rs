@@ -140,7 +140,7 @@ impl ApiRequest {
                 code: "invalid_input".into(),
                 detail: format!(
                     "Invalid data. Expected a dictionary, but got {}.",
-                    python_type(&other)
+                    crate::python::type_name(&other)
                 ),
                 attr: None,
             }),
@@ -240,19 +240,6 @@ fn form_object(body: &[u8]) -> Value {
         map.insert(k.into_owned(), Value::String(v.into_owned()));
     }
     Value::Object(map)
-}
-
-/// Python's name for a JSON value's type, as DRF puts it in messages.
-pub fn python_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "int",
-        Value::Number(_) => "float",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -15,6 +15,7 @@ pub mod flag;
 pub mod http;
 pub mod identity;
 pub mod json_text;
+pub mod python;
 pub mod store;
 pub mod time;
 

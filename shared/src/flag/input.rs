@@ -293,7 +293,7 @@ fn tags(attr: &str, v: &Value) -> ApiResult<Vec<String>> {
                 "not_a_list",
                 format!(
                     "Expected a list of items but got type \"{}\".",
-                    crate::http::python_type(other)
+                    crate::python::type_name(other)
                 ),
             ));
         }
@@ -324,7 +324,7 @@ fn dashboards(v: &Value) -> ApiResult<Vec<i64>> {
             "not_a_list",
             format!(
                 "Expected a list of items but got type \"{}\".",
-                crate::http::python_type(v)
+                crate::python::type_name(v)
             ),
         ));
     };
@@ -345,7 +345,7 @@ fn dashboards(v: &Value) -> ApiResult<Vec<i64>> {
             "incorrect_type",
             format!(
                 "Incorrect type. Expected pk value, received {}.",
-                crate::http::python_type(other)
+                crate::python::type_name(other)
             ),
         )),
     }

@@ -1,6 +1,7 @@
 //! Flag status (§5.6): ACTIVE / STALE / DELETED, computed on read. Every time comparison is
 //! made against the caller's `now` so results are reproducible in tests and across a request.
 
+use crate::python;
 use chrono::TimeDelta;
 use serde_json::Value;
 
@@ -100,7 +101,7 @@ fn whole_days(delta: TimeDelta) -> i64 {
 pub fn fully_rolled_out(flag: &Flag) -> Option<RolledOut> {
     let filters = &flag.filters;
     match filters.get("multivariate") {
-        Some(mv) if truthy(mv) => multivariate_rolled_out(filters, mv),
+        Some(mv) if python::truthy(mv) => multivariate_rolled_out(filters, mv),
         _ => boolean_rolled_out(filters).then_some(RolledOut::Boolean),
     }
 }
@@ -173,17 +174,6 @@ fn text(value: &Value) -> Option<String> {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),
-    }
-}
-
-fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
     }
 }
 
