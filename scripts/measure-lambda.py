@@ -184,8 +184,11 @@ class Function:
         return seconds * 1000, json.loads(body)
 
     def close(self):
+        """Stops the process; `max_rss_mb` is then its peak resident memory."""
         self.proc.kill()
-        self.proc.wait()
+        _, _, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = -9
+        self.max_rss_mb = round(usage.ru_maxrss / 1024, 1)
         self.api.close()
 
 
@@ -270,6 +273,7 @@ def cmd_requests(args):
     if args.table_prefix:
         env["TABLE_PREFIX"] = args.table_prefix
     timings = {}
+    memory = {}
 
     def timed(label, fn, event, repeat, expect):
         values = []
@@ -311,12 +315,14 @@ def cmd_requests(args):
         )
     finally:
         flags.close()
+        memory["feature-flags"] = flags.max_rss_mb
 
     activity = Function(args.lambda_dir, "activity", args.memory, env)
     try:
         timed("GET feature_flags/activity/ (page 1)", activity, http_event("GET", f"{base}activity/", headers=personal), args.repeat, {200})
     finally:
         activity.close()
+        memory["activity"] = activity.max_rss_mb
 
     sdk = Function(args.lambda_dir, "flags", args.memory, env)
     try:
@@ -356,7 +362,10 @@ def cmd_requests(args):
         )
     finally:
         sdk.close()
-    print(json.dumps({"memory_mb": args.memory, "flags": args.flags, "duration_ms": timings}, indent=2))
+        memory["flags"] = sdk.max_rss_mb
+    for name, mb in memory.items():
+        print(f"{name:24} peak RSS {mb} MB", file=sys.stderr)
+    print(json.dumps({"memory_mb": args.memory, "flags": args.flags, "duration_ms": timings, "max_rss_mb": memory}, indent=2))
 
 
 def main():
