@@ -5,7 +5,7 @@ use the deployed tables and API:
     eval "$(python3 scripts/stack-env.py --stack-name feature-flags --region eu-west-1)"
 
 Sets API_URL, FLAGS_TABLE, ACTIVITY_TABLE, IDENTITY_TABLE, EARLY_ACCESS_TABLE,
-HASH_KEY_OVERRIDES_TABLE, AWS_REGION and FLAGSCTL_AWS=1. Reads the outputs with
+HASH_KEY_OVERRIDES_TABLE, PERSONS_TABLE, COHORTS_TABLE, USAGE_TABLE, AWS_REGION and FLAGSCTL_AWS=1. Reads the outputs with
 `sam list stack-outputs` (the SAM CLI in .venv, or on PATH) and the usual AWS credentials.
 """
 
@@ -24,6 +24,9 @@ OUTPUTS = {
     "IdentityTableName": "IDENTITY_TABLE",
     "EarlyAccessTableName": "EARLY_ACCESS_TABLE",
     "HashKeyOverridesTableName": "HASH_KEY_OVERRIDES_TABLE",
+    "PersonsTableName": "PERSONS_TABLE",
+    "CohortsTableName": "COHORTS_TABLE",
+    "UsageTableName": "USAGE_TABLE",
 }
 
 

@@ -2,9 +2,13 @@
 //! modules. Each function binary calls one `handle` here.
 
 pub mod activity;
+pub mod cohort_jobs;
+pub mod cohorts;
+pub mod dashboards;
 pub mod early_access;
 pub mod feature_flags;
 pub mod flags;
+pub mod persons;
 
 use lambda_http::{Body, Request, Response, service_fn};
 
@@ -36,6 +40,9 @@ pub enum Group {
     Activity,
     EarlyAccessFeatures,
     Flags,
+    Persons,
+    Cohorts,
+    Dashboards,
 }
 
 impl Group {
@@ -45,6 +52,9 @@ impl Group {
             Group::Activity => activity::handle(ctx, req).await,
             Group::EarlyAccessFeatures => early_access::handle(ctx, req).await,
             Group::Flags => flags::handle(ctx, req).await,
+            Group::Persons => persons::handle(ctx, req).await,
+            Group::Cohorts => cohorts::handle(ctx, req).await,
+            Group::Dashboards => dashboards::handle(ctx, req).await,
         }
     }
 }
@@ -72,7 +82,7 @@ pub async fn serve(group: Group) -> Result<(), lambda_http::Error> {
     .await
 }
 
-fn tracing_subscriber_init() {
+pub(crate) fn tracing_subscriber_init() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .without_time()

@@ -23,6 +23,9 @@ pub struct Tables {
     pub identity: String,
     pub early_access: String,
     pub hash_key_overrides: String,
+    pub persons: String,
+    pub cohorts: String,
+    pub usage: String,
 }
 
 impl Tables {
@@ -38,6 +41,9 @@ impl Tables {
             identity: var("IDENTITY_TABLE", defaults.identity),
             early_access: var("EARLY_ACCESS_TABLE", defaults.early_access),
             hash_key_overrides: var("HASH_KEY_OVERRIDES_TABLE", defaults.hash_key_overrides),
+            persons: var("PERSONS_TABLE", defaults.persons),
+            cohorts: var("COHORTS_TABLE", defaults.cohorts),
+            usage: var("USAGE_TABLE", defaults.usage),
         }
     }
 
@@ -49,6 +55,9 @@ impl Tables {
             identity: format!("{prefix}identity"),
             early_access: format!("{prefix}early_access"),
             hash_key_overrides: format!("{prefix}hash_key_overrides"),
+            persons: format!("{prefix}persons"),
+            cohorts: format!("{prefix}cohorts"),
+            usage: format!("{prefix}usage"),
         }
     }
 }

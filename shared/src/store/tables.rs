@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
 };
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -27,6 +27,15 @@ pub struct TableSpec {
     pub key_schema: Vec<KeySpec>,
     #[serde(default)]
     pub global_secondary_indexes: Vec<IndexSpec>,
+    /// Local copies get the stream too: the static-cohort fill is driven by it.
+    #[serde(default)]
+    pub stream_specification: Option<StreamSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamSpec {
+    pub stream_view_type: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -69,6 +78,9 @@ impl Tables {
             "IdentityTable" => Some(&self.identity),
             "EarlyAccessTable" => Some(&self.early_access),
             "HashKeyOverridesTable" => Some(&self.hash_key_overrides),
+            "PersonsTable" => Some(&self.persons),
+            "CohortsTable" => Some(&self.cohorts),
+            "UsageTable" => Some(&self.usage),
             _ => None,
         }
     }
@@ -145,6 +157,17 @@ async fn create_table(client: &Client, name: &str, spec: &TableSpec) -> Result<(
                 .map_err(ApiError::internal)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let stream = spec
+        .stream_specification
+        .as_ref()
+        .map(|stream| {
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(stream.stream_view_type.as_str()))
+                .build()
+                .map_err(ApiError::internal)
+        })
+        .transpose()?;
     client
         .create_table()
         .table_name(name)
@@ -152,6 +175,7 @@ async fn create_table(client: &Client, name: &str, spec: &TableSpec) -> Result<(
         .set_attribute_definitions(Some(attributes))
         .set_key_schema(Some(key_schema(&spec.key_schema)?))
         .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .set_stream_specification(stream)
         .send()
         .await
         .map_err(|e| ApiError::internal(format!("creating table {name}: {e:?}")))?;
@@ -239,12 +263,21 @@ mod tests {
             ids,
             [
                 "ActivityTable",
+                "CohortsTable",
                 "EarlyAccessTable",
                 "FlagsTable",
                 "HashKeyOverridesTable",
-                "IdentityTable"
+                "IdentityTable",
+                "PersonsTable",
+                "UsageTable"
             ]
         );
+        let streams: Vec<&str> = specs
+            .iter()
+            .filter(|s| s.stream_specification.is_some())
+            .map(|s| s.logical_id.as_str())
+            .collect();
+        assert_eq!(streams, ["CohortsTable"]);
         for spec in &specs {
             assert_eq!(keys(&spec.key_schema), [("pk", "HASH"), ("sk", "RANGE")]);
             assert!(
@@ -260,7 +293,7 @@ mod tests {
             keys(&activity.global_secondary_indexes[0].key_schema),
             [("item_pk", "HASH"), ("item_sk", "RANGE")]
         );
-        let identity = &specs[4];
+        let identity = &specs[5];
         assert_eq!(identity.global_secondary_indexes[0].index_name, "gsi1");
         assert_eq!(
             keys(&identity.global_secondary_indexes[0].key_schema),
