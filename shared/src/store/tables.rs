@@ -242,12 +242,9 @@ pub async fn create_missing_tables(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
 
     const TEMPLATE: &str = include_str!("../../../template.yaml");
-    const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
 
     fn keys(spec: &[KeySpec]) -> Vec<(&str, &str)> {
         spec.iter()
@@ -331,67 +328,5 @@ mod tests {
             )
             .is_err()
         );
-    }
-
-    /// (path, function) of every HttpApi event in the template; the function is the package
-    /// directory of its `CodeUri` (= the bin name `cargo lambda watch` serves).
-    fn template_routes() -> BTreeSet<(String, String)> {
-        let doc: Value = serde_yaml_ng::from_str(TEMPLATE).unwrap();
-        let mut routes = BTreeSet::new();
-        for (_, resource) in doc["Resources"].as_mapping().unwrap() {
-            if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-                continue;
-            }
-            let code_uri = resource["Properties"]["CodeUri"].as_str().unwrap();
-            let function = code_uri.rsplit('/').next().unwrap().to_string();
-            let events = resource["Properties"]["Events"].as_mapping().unwrap();
-            for (_, event) in events {
-                if event["Type"].as_str() == Some("HttpApi") {
-                    let path = event["Properties"]["Path"].as_str().unwrap();
-                    routes.insert((path.to_string(), function.clone()));
-                }
-            }
-        }
-        routes
-    }
-
-    /// The `[workspace.metadata.lambda.watch.router]` table: `"path" = "function"` lines.
-    fn watch_routes() -> BTreeSet<(String, String)> {
-        let mut routes = BTreeSet::new();
-        let mut in_router = false;
-        for line in WORKSPACE_MANIFEST.lines().map(str::trim) {
-            if line.starts_with('[') {
-                in_router = line == "[workspace.metadata.lambda.watch.router]";
-                continue;
-            }
-            if !in_router || line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (path, function) = line
-                .split_once('=')
-                .expect("router line is path = function");
-            let unquote = |s: &str| s.trim().trim_matches('"').to_string();
-            routes.insert((unquote(path), unquote(function)));
-        }
-        routes
-    }
-
-    #[test]
-    fn watch_router_serves_exactly_the_template_routes() {
-        let template = template_routes();
-        assert!(!template.is_empty());
-        assert_eq!(template, watch_routes());
-    }
-
-    #[test]
-    fn every_route_answers_with_and_without_trailing_slash() {
-        let paths: BTreeSet<String> = template_routes().into_iter().map(|(p, _)| p).collect();
-        for path in &paths {
-            let twin = match path.strip_suffix('/') {
-                Some(bare) => bare.to_string(),
-                None => format!("{path}/"),
-            };
-            assert!(paths.contains(&twin), "{path} has no twin {twin}");
-        }
     }
 }
