@@ -12,10 +12,15 @@ DDB_PORT="${DYNAMODB_PORT:-8000}"
 API_PORT="${PORT:-9000}"
 DDB_PID=""
 WATCH_PID=""
+PUMP_PID=""
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n "$PUMP_PID" ]]; then
+        log "stopping the cohort stream pump (pid $PUMP_PID)"
+        stop_pid "$PUMP_PID" TERM 10
+    fi
     if [[ -n "$WATCH_PID" ]]; then
         log "stopping cargo lambda watch (pid $WATCH_PID)"
         # SIGINT to cargo-lambda itself: it stops its functions; SIGTERM would orphan them.
@@ -74,4 +79,6 @@ log "serving http://127.0.0.1:$API_PORT with cargo lambda watch (Ctrl-C stops ev
 cargo-lambda lambda watch --invoke-address 127.0.0.1 --invoke-port "$API_PORT" \
     --env-file .env.local </dev/null &
 WATCH_PID=$!
+# DynamoDB Local's cohorts stream → the cohort-jobs function (Lambda's event source locally).
+start_cohort_pump "$endpoint" "${table_prefix}cohorts" "$API_PORT" .local/cohort-pump.log
 wait "$WATCH_PID"

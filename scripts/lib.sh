@@ -106,5 +106,14 @@ new_fernet_key() {
     python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'
 }
 
+# Starts scripts/cohort-stream-pump.py (the local stand-in for Lambda's stream trigger of the
+# cohort-jobs function) and sets PUMP_PID. Args: dynamodb_endpoint cohorts_table api_port log.
+start_cohort_pump() {
+    python3 "$ROOT/scripts/cohort-stream-pump.py" --dynamodb "$1" --table "$2" \
+        --invoke "http://127.0.0.1:$3" >"${4:-/dev/null}" 2>&1 </dev/null &
+    PUMP_PID=$!
+    log "cohort stream pump (pid $PUMP_PID) for table $2"
+}
+
 # Builds flagsctl (and the functions) once; prints the flagsctl binary's path.
 flagsctl_bin() { printf '%s\n' "$CARGO_TARGET_DIR/debug/flagsctl"; }

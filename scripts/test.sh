@@ -17,11 +17,15 @@ cd "$ROOT"
 started=$SECONDS
 DDB_PID=""
 WATCH_PID=""
+PUMP_PID=""
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/flags-test.XXXXXX")"
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n "$PUMP_PID" ]]; then
+        stop_pid "$PUMP_PID" TERM 10
+    fi
     if [[ -n "$WATCH_PID" ]]; then
         stop_pid "$WATCH_PID" INT 20
     fi
@@ -31,6 +35,10 @@ cleanup() {
     if ((rc != 0)) && [[ -s "$WORK/watch.log" ]]; then
         log "last lines of the cargo lambda watch log:"
         tail -n 40 "$WORK/watch.log" >&2
+    fi
+    if ((rc != 0)) && [[ -s "$WORK/cohort-pump.log" ]]; then
+        log "last lines of the cohort stream pump log:"
+        tail -n 20 "$WORK/cohort-pump.log" >&2
     fi
     rm -rf "$WORK"
     if ((rc == 0)); then
@@ -91,6 +99,8 @@ cargo-lambda lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-p
     --env-file "$WORK/env" </dev/null >"$WORK/watch.log" 2>&1 &
 WATCH_PID=$!
 wait_http "$api_port" "$WATCH_PID" 120 || die "cargo lambda watch did not answer on port $api_port"
+# DynamoDB Local's cohorts stream → the cohort-jobs function (Lambda's event source locally).
+start_cohort_pump "$DYNAMODB_ENDPOINT" "${prefix}cohorts" "$api_port" "$WORK/cohort-pump.log"
 # The first request to a function starts it (cargo run, already built above); do it here so
 # the tests' timeouts don't include it. Any HTTP status will do.
 project_id="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["project_id"])' "$WORK/credentials.json")"

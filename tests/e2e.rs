@@ -465,3 +465,242 @@ async fn early_access_feature_lifecycle_over_http() {
     let anonymous = s.send("GET", &base, None, None).await;
     assert_eq!(anonymous.status, 401);
 }
+
+#[tokio::test]
+async fn captured_person_properties_drive_flags_over_http() {
+    let s = Server::from_env();
+    let plan = unique_key("e2e-plan");
+    let person = unique_key("e2e-person");
+    let key = unique_key("e2e-person-flag");
+    let created = s
+        .call(
+            "POST",
+            &s.flags_path(""),
+            Some(&json!({"key": key, "filters": {"groups": [{"properties": [
+                {"key": "plan", "value": [plan], "operator": "exact", "type": "person"}
+            ], "rollout_percentage": 100}]}})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+
+    let captured = s
+        .send(
+            "POST",
+            "/batch/",
+            None,
+            Some(&json!({"api_key": s.project_api_token, "batch": [
+                {"event": "$pageview", "distinct_id": person, "properties": {"$set": {"plan": plan}}},
+            ]})),
+        )
+        .await;
+    assert_eq!(captured.status, 200, "{}", captured.text);
+    assert_eq!(captured.json(), json!({"status": 1}));
+
+    let found = s
+        .call(
+            "GET",
+            &format!(
+                "/api/projects/{}/persons/?distinct_id={person}",
+                s.project_id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    let results = found.json()["results"].clone();
+    assert_eq!(results.as_array().map(Vec::len), Some(1), "{results}");
+    assert_eq!(results[0]["properties"]["plan"], plan.as_str());
+    assert_eq!(results[0]["distinct_ids"], json!([person]));
+
+    // The SDK sends no properties: the stored ones decide.
+    let flags = s
+        .send(
+            "POST",
+            "/flags/?v=4",
+            None,
+            Some(&json!({"api_key": s.project_api_token, "distinct_id": person})),
+        )
+        .await;
+    assert_eq!(flags.status, 200, "{}", flags.text);
+    assert_eq!(
+        flags.json()["flags"][key.as_str()]["enabled"],
+        true,
+        "{}",
+        flags.text
+    );
+}
+
+#[tokio::test]
+async fn static_cohort_from_flag_targets_exactly_its_members_over_http() {
+    let s = Server::from_env();
+    let plan = unique_key("e2e-cohort-plan");
+    let stem = unique_key("e2e-cohort-person");
+    // Five persons on the plan, four not (the project holds other tests' persons too).
+    let people: Vec<(String, bool)> = (0..9)
+        .map(|i| (format!("{stem}-{i}"), i % 2 == 0))
+        .collect();
+    let batch: Vec<Value> = people
+        .iter()
+        .map(|(id, on)| {
+            let value = if *on { plan.clone() } else { format!("{plan}-other") };
+            json!({"event": "$pageview", "distinct_id": id, "properties": {"$set": {"plan": value}}})
+        })
+        .collect();
+    let captured = s
+        .send(
+            "POST",
+            "/batch/",
+            None,
+            Some(&json!({"api_key": s.project_api_token, "batch": batch})),
+        )
+        .await;
+    assert_eq!(captured.status, 200, "{}", captured.text);
+
+    let source = s
+        .call(
+            "POST",
+            &s.flags_path(""),
+            Some(&json!({"key": unique_key("e2e-cohort-source"), "filters": {"groups": [{"properties": [
+                {"key": "plan", "value": [plan], "operator": "exact", "type": "person"}
+            ], "rollout_percentage": 100}]}})),
+        )
+        .await;
+    assert_eq!(source.status, 201, "{}", source.text);
+    let source_id = source.json()["id"].as_i64().expect("flag id");
+    let created = s
+        .call(
+            "POST",
+            &s.flags_path(&format!("{source_id}/create_static_cohort_for_flag/")),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let cohort = created.json()["cohort"].clone();
+    assert_eq!(cohort["is_static"], true);
+    let cohort_id = cohort["id"].as_i64().expect("cohort id");
+
+    // The stream pump drives the cohort-jobs function until the fill is done.
+    let cohort_path = format!("/api/projects/{}/cohorts/{cohort_id}/", s.project_id);
+    let started = std::time::Instant::now();
+    let done = loop {
+        let got = s.call("GET", &cohort_path, None).await;
+        assert_eq!(got.status, 200, "{}", got.text);
+        let body = got.json();
+        if body["is_calculating"] == false {
+            break body;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(240),
+            "the fill did not finish: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(done["count"], 5, "{done}");
+    let members = s
+        .call("GET", &format!("{cohort_path}persons/?limit=100"), None)
+        .await;
+    assert_eq!(members.status, 200, "{}", members.text);
+    let mut member_ids: Vec<String> = members.json()["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|p| {
+            p["distinct_ids"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    member_ids.sort();
+    let mut expected: Vec<String> = people
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(id, _)| id.clone())
+        .collect();
+    expected.sort();
+    assert_eq!(member_ids, expected);
+
+    let target_key = unique_key("e2e-cohort-target");
+    let target = s
+        .call(
+            "POST",
+            &s.flags_path(""),
+            Some(
+                &json!({"key": target_key, "filters": {"groups": [{"properties": [
+                {"key": "id", "type": "cohort", "value": cohort_id, "operator": "in"}
+            ], "rollout_percentage": 100}]}}),
+            ),
+        )
+        .await;
+    assert_eq!(target.status, 201, "{}", target.text);
+    assert_eq!(
+        target.json()["filters"]["groups"][0]["properties"][0]["cohort_name"],
+        cohort["name"]
+    );
+    for (id, on) in &people {
+        let flags = s
+            .send(
+                "POST",
+                "/flags/?v=4",
+                None,
+                Some(&json!({"api_key": s.project_api_token, "distinct_id": id})),
+            )
+            .await;
+        assert_eq!(flags.status, 200, "{}", flags.text);
+        assert_eq!(
+            flags.json()["flags"][target_key.as_str()]["enabled"],
+            *on,
+            "{id}: {}",
+            flags.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn flag_usage_reaches_the_usage_dashboard_over_http() {
+    let s = Server::from_env();
+    let key = unique_key("e2e-usage");
+    let created = s
+        .call("POST", &s.flags_path(""), Some(&json!({"key": key})))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let dashboard = created.json()["usage_dashboard"].clone();
+    assert!(dashboard.is_i64(), "{}", created.text);
+
+    let called = |user: &str, response: Value| {
+        json!({"event": "$feature_flag_called", "distinct_id": user,
+               "properties": {"$feature_flag": key, "$feature_flag_response": response}})
+    };
+    let captured = s
+        .send(
+            "POST",
+            "/batch/",
+            None,
+            Some(&json!({"api_key": s.project_api_token, "batch": [
+                called("a", json!(true)), called("a", json!(true)), called("b", json!(true)),
+                called("c", json!(false)),
+            ]})),
+        )
+        .await;
+    assert_eq!(captured.status, 200, "{}", captured.text);
+
+    let board = s
+        .call(
+            "GET",
+            &format!("/api/projects/{}/dashboards/{dashboard}/", s.project_id),
+            None,
+        )
+        .await;
+    assert_eq!(board.status, 200, "{}", board.text);
+    let board = board.json();
+    let today = |tile: usize, value: &str| {
+        board["tiles"][tile]["insight"]["result"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["breakdown_value"] == value))
+            .map(|series| series["data"][29].clone())
+    };
+    assert_eq!(today(0, "true"), Some(json!(3)), "{board}");
+    assert_eq!(today(0, "false"), Some(json!(1)));
+    assert_eq!(today(1, "true"), Some(json!(2)));
+    assert_eq!(today(1, "false"), Some(json!(1)));
+}

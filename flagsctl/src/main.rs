@@ -5,8 +5,9 @@
 //! Local (`AWS_ENDPOINT_URL_DYNAMODB`, else `http://127.0.0.1:${DYNAMODB_PORT:-8000}`, the
 //! instance `make dev` runs); `--aws` (or `FLAGSCTL_AWS=1`) uses the normal AWS credential chain
 //! and endpoints. Table names come from `FLAGS_TABLE`, `ACTIVITY_TABLE`, `IDENTITY_TABLE`,
-//! `EARLY_ACCESS_TABLE` and `HASH_KEY_OVERRIDES_TABLE` (the stack outputs of a deployment), else
-//! `TABLE_PREFIX` + the local default names.
+//! `EARLY_ACCESS_TABLE`, `HASH_KEY_OVERRIDES_TABLE`, `PERSONS_TABLE`, `COHORTS_TABLE` and
+//! `USAGE_TABLE` (the stack outputs of a deployment), else `TABLE_PREFIX` + the local default
+//! names.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -133,7 +134,7 @@ impl From<ApiError> for CliError {
                 CliError::Failed(format!(
                     "a DynamoDB table is missing (run `flagsctl create-tables`; names come from \
                      FLAGS_TABLE, ACTIVITY_TABLE, IDENTITY_TABLE, EARLY_ACCESS_TABLE, \
-                     HASH_KEY_OVERRIDES_TABLE): {cause}"
+                     HASH_KEY_OVERRIDES_TABLE, PERSONS_TABLE, COHORTS_TABLE, USAGE_TABLE): {cause}"
                 ))
             }
             ApiError::Internal(cause) => CliError::Failed(cause),

@@ -33,10 +33,13 @@ impl Ctl {
         names.sort();
         let expected = [
             "activity",
+            "cohorts",
             "early_access",
             "flags",
             "hash_key_overrides",
             "identity",
+            "persons",
+            "usage",
         ]
         .map(|t| format!("{}{t}", ctl.prefix));
         assert_eq!(names, expected);
@@ -54,6 +57,9 @@ impl Ctl {
             .env_remove("IDENTITY_TABLE")
             .env_remove("EARLY_ACCESS_TABLE")
             .env_remove("HASH_KEY_OVERRIDES_TABLE")
+            .env_remove("PERSONS_TABLE")
+            .env_remove("COHORTS_TABLE")
+            .env_remove("USAGE_TABLE")
             .env_remove("FLAGSCTL_AWS")
             .output()
             .expect("flagsctl runs")

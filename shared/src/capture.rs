@@ -1,9 +1,11 @@
 //! Captured events as the SDKs send them (evaluation.md §5): the body forms of `/batch/`, `/e/`,
 //! `/i/v0/e/` and `/capture/`, and the facts this service takes from them so far, namely group
-//! types named by `$groupidentify` and flags named by `$feature_flag_called`. Events are not
-//! stored yet (persons and usage counters come with issue 7).
+//! types named by `$groupidentify`, flags named by `$feature_flag_called`, and the person
+//! changes of [`persons`]. Events themselves are not stored.
 
 use serde_json::{Map, Value};
+
+pub mod persons;
 
 /// PostHog's group type names are at most this long.
 pub const GROUP_TYPE_MAX_CHARS: usize = 400;
@@ -13,6 +15,8 @@ pub struct Event {
     pub event: String,
     pub distinct_id: Option<String>,
     pub properties: Map<String, Value>,
+    /// The event's own top-level `timestamp` (RFC 3339 as the SDKs send it), if a string.
+    pub timestamp: Option<String>,
 }
 
 /// One capture request: the project token and its events.
@@ -108,11 +112,24 @@ fn token_of(map: &Map<String, Value>) -> Option<String> {
 /// number (its JSON text then).
 fn event(raw: &Value) -> Option<Event> {
     let map = raw.as_object()?;
-    let properties = match map.get("properties") {
+    let mut properties = match map.get("properties") {
         Some(Value::Object(p)) => p.clone(),
         None | Some(Value::Null) => Map::new(),
         Some(_) => return None,
     };
+    // PostHog's event normalisation: top-level `$set`/`$set_once` merge over the ones in
+    // `properties`, so person rules only look at `properties`.
+    for key in ["$set", "$set_once"] {
+        if let Some(Value::Object(top)) = map.get(key) {
+            let slot = properties
+                .entry(key)
+                .or_insert_with(|| Value::Object(Map::new()));
+            match slot {
+                Value::Object(inner) => inner.extend(top.clone()),
+                other => *other = Value::Object(top.clone()),
+            }
+        }
+    }
     let distinct_id = map
         .get("distinct_id")
         .or_else(|| properties.get("distinct_id"))
@@ -125,6 +142,10 @@ fn event(raw: &Value) -> Option<Event> {
         event: map.get("event")?.as_str()?.to_string(),
         distinct_id,
         properties,
+        timestamp: map
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 

@@ -13,15 +13,17 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
+use crate::cohort::{self, Cohort};
 use crate::flag::Flag;
 use crate::store::GroupType;
 
 /// PostHog's prefix for flags that only target surveys; definitions never carry them.
 const SURVEY_TARGETING_PREFIX: &str = "survey-targeting-";
 
-/// The payload, flags sorted by key. `cohorts` is `{}` until cohorts exist (issue 7): a flag
-/// naming a cohort then has an unknown cohort, which the SDK evaluates on the server.
-pub fn payload(flags: &[Flag], group_types: &[GroupType]) -> Value {
+/// The payload, flags sorted by key. `cohorts` holds every live property cohort the shown
+/// flags reference, transitively; static cohorts are left out, so the SDK meets an unknown
+/// cohort and evaluates that flag on the server (evaluation.md §2.6, §4.2).
+pub fn payload(flags: &[Flag], group_types: &[GroupType], cohorts: &[Cohort]) -> Value {
     let graph = Graph::new(flags);
     let mut shown: Vec<&Flag> = flags
         .iter()
@@ -35,7 +37,7 @@ pub fn payload(flags: &[Flag], group_types: &[GroupType]) -> Value {
     json!({
         "flags": shown.iter().map(|f| flag_definition(f, &graph)).collect::<Vec<_>>(),
         "group_type_mapping": mapping,
-        "cohorts": {},
+        "cohorts": cohort::definitions(&shown.iter().map(|f| &f.filters).collect::<Vec<_>>(), cohorts),
         "property_matching_version": 1,
         "minimal_flag_called_events": false,
     })
@@ -301,6 +303,7 @@ mod tests {
                 index: 1,
                 name: "company".into(),
             }],
+            &[],
         );
         assert_eq!(keys(&out), ["0-first", "b"]);
         assert_eq!(out["flags"][1]["active"], false);
@@ -313,7 +316,7 @@ mod tests {
         let base = flag(1, "base", plain());
         let middle = flag(2, "middle", depends_on(1, json!(true)));
         let top = flag(3, "top", depends_on(2, json!("variant")));
-        let out = payload(&[top, middle, base], &[]);
+        let out = payload(&[top, middle, base], &[], &[]);
         let filter = dependency(&out, "top");
         assert_eq!(filter["key"], "middle");
         assert_eq!(filter["value"], "variant");
@@ -329,7 +332,7 @@ mod tests {
         let a = flag(1, "a", depends_on(2, json!(true)));
         let b = flag(2, "b", depends_on(1, json!(true)));
         let lost = flag(3, "lost", depends_on(99, json!(false)));
-        let out = payload(&[a, b, lost], &[]);
+        let out = payload(&[a, b, lost], &[], &[]);
         assert_eq!(dependency(&out, "a")["dependency_chain"], json!([]));
         assert_eq!(dependency(&out, "a")["key"], "b");
         let missing = dependency(&out, "lost");
@@ -342,7 +345,7 @@ mod tests {
 
     #[test]
     fn legacy_rows_without_groups_show_one_condition() {
-        let out = payload(&[flag(1, "old", json!({}))], &[]);
+        let out = payload(&[flag(1, "old", json!({}))], &[], &[]);
         assert_eq!(
             out["flags"][0]["filters"]["groups"][0]["rollout_percentage"],
             Value::Null

@@ -66,6 +66,11 @@ const KNOWN_OPERATORS: &[&str] = &[
     "flag_evaluates_to",
 ];
 
+/// Whether some evaluator understands `operator` (cohort filters are checked with it too).
+pub(crate) fn is_known_operator(operator: &str) -> bool {
+    KNOWN_OPERATORS.contains(&operator)
+}
+
 /// Operators whose filter value must be a string (E16).
 const STRING_OPERATORS: &[&str] = &[
     "regex",

@@ -302,6 +302,7 @@ async fn writes_that_change_nothing_leave_no_entry() {
             after,
             purge: Vec::new(),
             feature: None,
+            dashboard: None,
             activity: entry,
         })
         .await
@@ -449,6 +450,7 @@ async fn system_entries_show_posthogs_system_user() {
             after,
             purge: Vec::new(),
             feature: None,
+            dashboard: None,
             activity: entry,
         })
         .await

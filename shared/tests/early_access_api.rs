@@ -110,6 +110,7 @@ async fn force_filters(w: &World, id: i64, filters: Value) {
             purge: vec![],
             activity: None,
             feature: None,
+            dashboard: None,
         })
         .await
         .unwrap();

@@ -1,10 +1,307 @@
-//! Placeholder: the cohorts endpoints (issue 7) are being built.
+//! `/api/projects/{project_id}/cohorts/…`: list, create (static and property cohorts),
+//! retrieve, and the persons of a cohort (management-api.md §8, PostHog's CohortViewSet).
+//!
+//! Create body (PostHog's CohortSerializer fields): `name`, `description`, `is_static`,
+//! `filters` (`{"properties": <property group>}`) or legacy `groups`, and for static cohorts
+//! PostHog's `_create_static_person_ids` (person uuids) and our `distinct_ids` (a JSON list of
+//! distinct ids; PostHog takes those as a CSV upload). Unknown persons are skipped, as
+//! PostHog's import does.
+//!
+//! `GET /cohorts/{id}/persons/?limit=&cursor=` pages with an opaque cursor (`next` carries it)
+//! rather than PostHog's offset: persons are read by Query in key order, never counted or
+//! skipped over. A property cohort's page evaluates persons as it walks them and stops after
+//! [`MAX_SCANNED`] persons, so a page may hold fewer than `limit` results and still have `next`.
 
-use super::Context;
-use crate::error::ApiError;
-use crate::http::{ApiRequest, ApiResponse};
-use crate::store::dynamo::DynamoStore;
+use std::collections::{BTreeSet, HashMap};
 
-pub async fn handle(_ctx: &Context<'_, DynamoStore>, _req: &ApiRequest) -> ApiResponse {
-    ApiError::not_found().into()
+use serde_json::{Map, Value, json};
+
+use super::{Authorized, Context, authorize, cohort_jobs, project_route};
+use crate::auth::{Accepts, Caller};
+use crate::cohort::{self, Cohort};
+use crate::error::{ApiError, ApiResult};
+use crate::evaluation::{EvaluationInput, FlagSet};
+use crate::flag::Flag;
+use crate::http::{ApiRequest, ApiResponse, paginate};
+use crate::identity::{Project, UserSummary};
+use crate::person::Person;
+use crate::store::{CohortStore, IdentityStore, PersonStore};
+use crate::time;
+
+/// Default and largest `limit` of the persons listing.
+const DEFAULT_PERSONS_LIMIT: usize = 100;
+const MAX_PERSONS_LIMIT: usize = 1000;
+/// Persons a property cohort's page evaluates at most (a handful of Queries).
+pub const MAX_SCANNED: usize = 5000;
+
+pub async fn handle<S: CohortStore + PersonStore + IdentityStore>(
+    ctx: &Context<'_, S>,
+    req: &ApiRequest,
+) -> ApiResponse {
+    match route(ctx, req).await {
+        Ok(response) => response,
+        Err(e) => e.into(),
+    }
+}
+
+async fn route<S: CohortStore + PersonStore + IdentityStore>(
+    ctx: &Context<'_, S>,
+    req: &ApiRequest,
+) -> ApiResult<ApiResponse> {
+    let segments = req.segments();
+    let (project_segment, rest) =
+        project_route(&segments, "cohorts").ok_or_else(ApiError::not_found)?;
+    let scope = match (req.method.as_str(), rest.as_slice()) {
+        ("GET", [] | [_] | [_, "persons"]) => "cohort:read",
+        (_, [] | [_]) => "cohort:write",
+        (_, [_, "persons"]) => "cohort:read",
+        _ => return Err(ApiError::not_found()),
+    };
+    let Authorized {
+        body,
+        caller,
+        project,
+    } = authorize(
+        ctx.store,
+        req,
+        project_segment,
+        scope,
+        Accepts::PersonalKeys,
+    )
+    .await?;
+    let endpoint = CohortsEndpoint {
+        ctx,
+        caller: &caller,
+        project: &project,
+    };
+    match (req.method.as_str(), rest.as_slice()) {
+        ("GET", []) => endpoint.list(req).await,
+        ("POST", []) => endpoint.create(&body?).await,
+        ("GET", [id]) => endpoint.retrieve(id).await,
+        ("GET", [id, "persons"]) => endpoint.persons(req, id).await,
+        (method, _) => Err(ApiError::MethodNotAllowed(method.to_string())),
+    }
+}
+
+struct CohortsEndpoint<'a, S> {
+    ctx: &'a Context<'a, S>,
+    caller: &'a Caller,
+    project: &'a Project,
+}
+
+impl<S: CohortStore + PersonStore + IdentityStore> CohortsEndpoint<'_, S> {
+    /// Non-deleted cohorts, newest first (PostHog orders by `-created_at`).
+    async fn list(&self, req: &ApiRequest) -> ApiResult<ApiResponse> {
+        let mut cohorts: Vec<Cohort> = self
+            .ctx
+            .store
+            .project_cohorts(self.project.id)
+            .await?
+            .into_iter()
+            .filter(|c| !c.deleted)
+            .collect();
+        cohorts.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        let items = cohorts.iter().map(Cohort::representation).collect();
+        Ok(ApiResponse::ok(paginate(req, items)))
+    }
+
+    async fn find(&self, id: &str) -> ApiResult<Cohort> {
+        let id: i64 = id.trim().parse().map_err(|_| ApiError::not_found())?;
+        self.ctx
+            .store
+            .cohort(self.project.id, id)
+            .await?
+            .ok_or_else(ApiError::not_found)
+    }
+
+    async fn retrieve(&self, id: &str) -> ApiResult<ApiResponse> {
+        let cohort = self.find(id).await?;
+        // Reading is how a dead fill gets noticed (see `cohort_jobs`).
+        let cohort = cohort_jobs::kick_if_stale(self.ctx.store, cohort).await?;
+        Ok(ApiResponse::ok(cohort.representation()))
+    }
+
+    async fn create(&self, body: &Map<String, Value>) -> ApiResult<ApiResponse> {
+        let existing = self.ctx.store.project_cohorts(self.project.id).await?;
+        let request = cohort::parse_create(body, &existing)?;
+        let id = self.ctx.store.next_cohort_id().await?;
+        let creator = self.caller.user().map(UserSummary::from);
+        let mut cohort = Cohort::new(id, self.project.id, creator, self.ctx.now);
+        cohort.name = request.name.clone();
+        cohort.description = request.description.clone();
+        cohort.groups = request.groups.clone();
+        cohort.filters = request.filters.clone();
+        cohort.is_static = request.is_static;
+        if request.is_static {
+            // Members first: if the cohort write then fails, the orphans are invisible.
+            let members = self.resolve_members(&request).await?;
+            self.ctx
+                .store
+                .add_cohort_members(self.project.id, id, &members)
+                .await?;
+            cohort.count = Some(members.len() as i64);
+            cohort.last_calculation = Some(self.ctx.now);
+        }
+        let stored = self
+            .ctx
+            .store
+            .write_cohort(&cohort, true)
+            .await?
+            .ok_or_else(|| ApiError::internal("a new cohort id was already taken"))?;
+        Ok(ApiResponse::json(201, stored.representation()))
+    }
+
+    /// Person uuids of the persons named by uuid or distinct id that exist, once each.
+    async fn resolve_members(&self, request: &cohort::NewCohort) -> ApiResult<Vec<String>> {
+        let store = self.ctx.store;
+        let mut uuids = BTreeSet::new();
+        if !request.person_ids.is_empty() {
+            let found = store
+                .persons_by_ids(self.project.id, &request.person_ids)
+                .await?;
+            uuids.extend(found.into_iter().map(|p| p.uuid));
+        }
+        if !request.distinct_ids.is_empty() {
+            let found = store
+                .persons_by_distinct_ids(self.project.id, &request.distinct_ids)
+                .await?;
+            uuids.extend(found.into_values().map(|p| p.uuid));
+        }
+        Ok(uuids.into_iter().collect())
+    }
+
+    async fn persons(&self, req: &ApiRequest, id: &str) -> ApiResult<ApiResponse> {
+        let cohort = self.find(id).await?;
+        let limit = req
+            .query_value("limit")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&l| l > 0)
+            .unwrap_or(DEFAULT_PERSONS_LIMIT)
+            .min(MAX_PERSONS_LIMIT);
+        let cursor = req.query_value("cursor").filter(|c| !c.is_empty());
+        let (persons, next) = if cohort.is_static {
+            self.static_members(&cohort, cursor, limit).await?
+        } else {
+            self.matching_persons(&cohort, cursor, limit).await?
+        };
+        let next = next.map(|c| req.url_with(&[("cursor", c), ("limit", limit.to_string())], &[]));
+        Ok(ApiResponse::ok(json!({
+            "results": persons.iter().map(super::persons::person_json).collect::<Vec<_>>(),
+            "next": next,
+            "previous": null,
+        })))
+    }
+
+    async fn static_members(
+        &self,
+        cohort: &Cohort,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> ApiResult<(Vec<Person>, Option<String>)> {
+        let store = self.ctx.store;
+        let (uuids, next) = store
+            .cohort_members_page(self.project.id, cohort.id, cursor, limit)
+            .await?;
+        let mut persons = store.persons_by_ids(self.project.id, &uuids).await?;
+        // BatchGetItem answers in no order; keep the memberships' (uuid) order.
+        let rank: HashMap<&str, usize> = uuids
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.as_str(), i))
+            .collect();
+        persons.sort_by_key(|p| rank.get(p.uuid.as_str()).copied().unwrap_or(usize::MAX));
+        Ok((persons, next))
+    }
+
+    /// Walks the project's persons from `cursor`, evaluating the cohort, until `limit` match or
+    /// [`MAX_SCANNED`] were read. Pages never ask for more persons than free result slots, so
+    /// the persons cursor is exact.
+    async fn matching_persons(
+        &self,
+        cohort: &Cohort,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> ApiResult<(Vec<Person>, Option<String>)> {
+        let store = self.ctx.store;
+        let cohorts = store.project_cohorts(self.project.id).await?;
+        let probe = CohortProbe::new(cohort.id, &cohorts);
+        let statics = probe.static_ids.clone();
+        let mut cursor = cursor.map(str::to_string);
+        let (mut found, mut scanned) = (Vec::new(), 0);
+        while found.len() < limit && scanned < MAX_SCANNED {
+            let (page, next) = store
+                .persons_page(self.project.id, cursor.as_deref(), limit - found.len())
+                .await?;
+            scanned += page.len().max(1);
+            let memberships = if statics.is_empty() || page.is_empty() {
+                HashMap::new()
+            } else {
+                let uuids: Vec<String> = page.iter().map(|p| p.uuid.clone()).collect();
+                store
+                    .static_memberships(self.project.id, &statics, &uuids)
+                    .await?
+            };
+            for person in page {
+                let member_of = memberships.get(&person.uuid).map_or(&[][..], Vec::as_slice);
+                if probe.matches(&person, member_of, self.ctx.now) {
+                    found.push(person);
+                }
+            }
+            cursor = next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok((found, cursor))
+    }
+}
+
+/// Evaluates one cohort for a person through the engine: a synthetic flag whose only
+/// condition is "in cohort", so nested cohorts, negation and operators behave exactly as in
+/// `/flags`.
+pub struct CohortProbe {
+    set: FlagSet,
+    key: [String; 1],
+    /// Static cohorts the tree reaches, whose memberships the caller looks up.
+    pub static_ids: Vec<i64>,
+}
+
+impl CohortProbe {
+    pub fn new(cohort_id: i64, cohorts: &[Cohort]) -> CohortProbe {
+        let key = format!("$cohort-{cohort_id}");
+        let mut flag = Flag::new(0, 0, key.clone(), probe_user(), chrono::Utc::now());
+        flag.filters = json!({"groups": [{"properties": [
+            {"key": "id", "type": "cohort", "value": cohort_id, "operator": "in"}
+        ], "rollout_percentage": 100}]});
+        let defs: Vec<_> = cohorts.iter().map(Cohort::for_evaluation).collect();
+        let filters = [&flag.filters];
+        CohortProbe {
+            static_ids: cohort::referenced_static_ids(&filters, cohorts),
+            set: FlagSet::new(std::slice::from_ref(&flag), &defs),
+            key: [key],
+        }
+    }
+
+    pub fn matches(&self, person: &Person, static_ids: &[i64], now: time::Timestamp) -> bool {
+        let distinct_id = person.distinct_ids.first().map_or("", String::as_str);
+        let mut input = EvaluationInput::new(distinct_id, now);
+        input.person_properties = &person.properties;
+        input.flag_keys = Some(&self.key);
+        input.static_cohort_ids = static_ids;
+        self.set
+            .evaluate(&input)
+            .get(&self.key[0])
+            .is_some_and(|e| e.enabled)
+    }
+}
+
+fn probe_user() -> UserSummary {
+    UserSummary {
+        id: 0,
+        uuid: String::new(),
+        distinct_id: String::new(),
+        first_name: String::new(),
+        last_name: String::new(),
+        email: String::new(),
+    }
 }

@@ -1,6 +1,7 @@
 //! `/api/projects/{project_id}/feature_flags/…`: list, create, retrieve, update, soft delete and
 //! restore, status, dependent flags and remote config (management-api.md §5, §7, §10).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -8,9 +9,11 @@ use serde_json::{Map, Value, json};
 use super::{Authorized, Context, authorize, project_route};
 use crate::activity;
 use crate::auth::{Accepts, Caller};
+use crate::cohort::{self, Cohort};
+use crate::dashboard;
 use crate::early_access::{self, Feature};
 use crate::error::{ApiError, ApiResult};
-use crate::filters::{self, FilterContext};
+use crate::filters::{self, CohortRef, FilterContext};
 use crate::flag::input::{self, Mode};
 use crate::flag::{self, Flag, list, status};
 use crate::http::{ApiRequest, ApiResponse, paginate};
@@ -45,6 +48,10 @@ async fn route<S: FlagStore + IdentityStore + FeatureStore>(
         }
         (_, [] | [_]) => ("feature_flag:write", Accepts::PersonalKeys),
         (_, [_, "status" | "dependent_flags"]) => ("feature_flag:read", Accepts::PersonalKeys),
+        ("POST", [_, "dashboard"]) => ("feature_flag:write", Accepts::PersonalKeys),
+        ("POST", [_, "create_static_cohort_for_flag"]) => {
+            ("feature_flag:write", Accepts::PersonalKeys)
+        }
         _ => return Err(ApiError::not_found()),
     };
     let Authorized {
@@ -68,6 +75,10 @@ async fn route<S: FlagStore + IdentityStore + FeatureStore>(
         ("GET", [id, "status"]) => flags.status(id).await,
         ("GET", [id, "dependent_flags"]) => flags.dependent_flags(id).await,
         ("GET", [id_or_key, "remote_config"]) => flags.remote_config(id_or_key).await,
+        ("POST", [id, "dashboard"]) => flags.generate_usage_dashboard(id).await,
+        ("POST", [id, "create_static_cohort_for_flag"]) => {
+            flags.create_static_cohort_for_flag(id).await
+        }
         (method, _) => Err(ApiError::MethodNotAllowed(method.to_string())),
     }
 }
@@ -151,6 +162,7 @@ where
                     after,
                     purge: Vec::new(),
                     feature: Some(feature.clone()),
+                    dashboard: None,
                 };
                 ctx.store.write_flag(write).await.map(drop)
             }
@@ -199,6 +211,7 @@ where
             purge: Vec::new(),
             activity: None,
             feature: Some(FeatureWrite::Create(feature.clone())),
+            dashboard: None,
         };
         match ctx.store.write_flag(write).await {
             Ok(_) => return Ok(()),
@@ -267,22 +280,27 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
         let query = list::parse(&req.query)?;
         let flags = self.store().project_flags(self.project.id).await?;
         let features = self.features().await?;
-        let shown = list::apply(flags, &query, self.ctx.now)
+        let listed = list::apply(flags, &query, self.ctx.now);
+        let names = self.cohort_names(listed.iter()).await?;
+        let shown = listed
             .iter()
-            .map(|f| self.show(f, &features))
+            .map(|f| with_cohort_names(self.show(f, &features), &names))
             .collect();
         Ok(ApiResponse::ok(paginate(req, shown)))
     }
 
     async fn retrieve(&self, id: &str) -> ApiResult<ApiResponse> {
         let flag = self.find(id).await?;
-        Ok(ApiResponse::ok(self.show(&flag, &self.features().await?)))
+        self.shown(&flag, &self.features().await?)
+            .await
+            .map(ApiResponse::ok)
     }
 
     async fn create(&self, body: &Map<String, Value>) -> ApiResult<ApiResponse> {
         let flag = self.create_with(body, &Alongside::default()).await?;
         let features = self.features().await?;
-        Ok(ApiResponse::json(201, self.show(&flag, &features)))
+        let shown = self.shown(&flag, &features).await?;
+        Ok(ApiResponse::json(201, shown))
     }
 
     async fn create_with(
@@ -294,6 +312,8 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
             .actor()
             .ok_or_else(|| ApiError::internal("create without a user"))?;
         let id = self.store().next_flag_id().await?;
+        let dashboard_ids = self.usage_dashboard_ids(body).await?;
+        let cohorts = self.cohort_refs(body).await?;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let project_flags = self.store().project_flags(self.project.id).await?;
             let mut flag = Flag::new(
@@ -309,9 +329,10 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
                 flag_id: None,
                 linked_to_early_access: false,
                 project_flags: &project_flags,
-                cohorts: &[],
+                cohorts: &cohorts,
             };
             input::apply(body, Mode::Create, &mut flag, &fctx)?;
+            self.check_dashboards(body).await?;
             // The client's version and timestamps of its own are not the server's.
             flag.version = 1;
             flag.updated_at = self.ctx.now;
@@ -334,10 +355,12 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
                 }
                 other => other,
             });
+            let dashboard = dashboard_ids.map(|ids| self.usage_dashboard(ids, &mut flag, &actor));
             let write = FlagWrite {
                 before: None,
                 activity: activity::flag_entry(None, &flag, Some(&actor), self.ctx.now)
                     .map(|entry| with_trigger(entry, &alongside.trigger)),
+                dashboard,
                 after: flag.clone(),
                 purge,
                 feature,
@@ -394,7 +417,9 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
                 early_access::check_linkable(Some(&current), linked)?;
             }
             let body = body_for(&current)?;
-            let flag = self.updated(&current, &body, mode, &project_flags, &features)?;
+            let cohorts = self.cohort_refs(&body).await?;
+            let flag = self.updated(&current, &body, mode, &project_flags, &features, &cohorts)?;
+            self.check_dashboards(&body).await?;
             let entry =
                 activity::flag_entry(Some(&current), &flag, self.actor().as_ref(), self.ctx.now)
                     .map(|entry| with_trigger(entry, &alongside.trigger));
@@ -404,9 +429,10 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
                 after: flag.clone(),
                 purge: Vec::new(),
                 feature: alongside.feature.clone(),
+                dashboard: None,
             };
             match self.store().write_flag(write).await {
-                Ok(stored) => return Ok(ApiResponse::ok(self.show(&stored, &features))),
+                Ok(stored) => return self.shown(&stored, &features).await.map(ApiResponse::ok),
                 Err(WriteError::KeyTaken) => return Err(input::key_taken()),
                 Err(WriteError::Retry) => backoff(attempt).await,
                 Err(WriteError::Api(e)) => return Err(e),
@@ -423,6 +449,7 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
         mode: Mode,
         project_flags: &[Flag],
         features: &[Feature],
+        cohorts: &[CohortRef],
     ) -> ApiResult<Flag> {
         let mut flag = current.clone();
         let linked = features
@@ -434,7 +461,7 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
             flag_id: Some(current.id),
             linked_to_early_access: linked,
             project_flags,
-            cohorts: &[],
+            cohorts,
         };
         let extras = input::apply(body, mode, &mut flag, &fctx)?;
         // Whether the body replaced the filters (plain text or echoed sentinels) rather than
@@ -681,4 +708,198 @@ async fn backoff(attempt: u32) {
     let base = 5 + 5 * u64::from(attempt.min(10));
     let jitter = rand::random_range(0..base);
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
+
+/// Usage dashboards (management-api.md §5.2, §9) and `analytics_dashboards` links.
+impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
+    /// Ids for the usage dashboard a create makes, unless the body opts out with a falsy
+    /// `_should_create_usage_dashboard` (PostHog reads it with Python truthiness).
+    async fn usage_dashboard_ids(
+        &self,
+        body: &Map<String, Value>,
+    ) -> ApiResult<Option<dashboard::DashboardIds>> {
+        let wanted = body
+            .get("_should_create_usage_dashboard")
+            .is_none_or(crate::python::truthy);
+        if !wanted {
+            return Ok(None);
+        }
+        Ok(Some(self.store().next_dashboard_ids().await?))
+    }
+
+    /// The flag's new usage dashboard, and the flag pointed at it.
+    fn usage_dashboard(
+        &self,
+        ids: dashboard::DashboardIds,
+        flag: &mut Flag,
+        actor: &UserSummary,
+    ) -> dashboard::Dashboard {
+        flag.usage_dashboard = Some(ids.dashboard);
+        dashboard::usage_dashboard(
+            ids,
+            self.project.id,
+            flag.id,
+            &flag.key,
+            Some(actor.clone()),
+            self.ctx.now,
+        )
+    }
+
+    /// Every id of the body's `analytics_dashboards` must be a dashboard of this project; the
+    /// first one that is not is reported, as DRF's primary-key list does.
+    async fn check_dashboards(&self, body: &Map<String, Value>) -> ApiResult<()> {
+        let Some(listed) = body.get("analytics_dashboards") else {
+            return Ok(());
+        };
+        let ids = input::dashboard_ids(listed)?;
+        for (id, raw) in ids.iter().zip(listed.as_array().into_iter().flatten()) {
+            if self
+                .store()
+                .dashboard(self.project.id, *id)
+                .await?
+                .is_none()
+            {
+                return Err(input::dashboard_missing(raw));
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /feature_flags/{id}/dashboard/`: a new usage dashboard, `usage_dashboard` pointed
+    /// at it. A direct save as PostHog's: conditional on the flag's revision, no version bump,
+    /// no activity entry (the field is excluded from diffs). Failures answer PostHog's
+    /// `{"success": false}` body rather than the error envelope.
+    async fn generate_usage_dashboard(&self, id: &str) -> ApiResult<ApiResponse> {
+        let flag = self.find(id).await?;
+        match self.regenerate(flag.id).await {
+            Ok(()) => Ok(ApiResponse::ok(json!({"success": true}))),
+            Err(e) if e.status() == 404 => Err(e),
+            Err(e) => {
+                tracing::error!(error = ?e, flag = flag.id, "usage dashboard generation failed");
+                Ok(ApiResponse::json(
+                    400,
+                    json!({"success": false, "error": "Unable to generate usage dashboard"}),
+                ))
+            }
+        }
+    }
+
+    async fn regenerate(&self, flag_id: i64) -> ApiResult<()> {
+        let ids = self.store().next_dashboard_ids().await?;
+        let actor = self.actor();
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let current = self
+                .store()
+                .get_flag(self.project.id, flag_id)
+                .await?
+                .ok_or_else(ApiError::not_found)?;
+            let mut after = current.clone();
+            after.usage_dashboard = Some(ids.dashboard);
+            let made = dashboard::usage_dashboard(
+                ids,
+                self.project.id,
+                current.id,
+                &current.key,
+                actor.clone(),
+                self.ctx.now,
+            );
+            let write = FlagWrite {
+                before: Some(current),
+                after,
+                purge: Vec::new(),
+                activity: None,
+                feature: None,
+                dashboard: Some(made),
+            };
+            match self.store().write_flag(write).await {
+                Ok(_) => return Ok(()),
+                Err(WriteError::Retry) => backoff(attempt).await,
+                Err(WriteError::KeyTaken) => return Err(input::key_taken()),
+                Err(WriteError::Api(e)) => return Err(e),
+            }
+        }
+        Err(busy())
+    }
+}
+
+/// Cohorts in flag validation and responses (management-api.md §3.2, §4.1 rule 6), and the
+/// static cohort from a flag (§8).
+impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
+    /// The project's cohorts as validation needs them; only read when the body's filters name
+    /// a cohort (without cohorts every reference fails with E13 anyway).
+    async fn cohort_refs(&self, body: &Map<String, Value>) -> ApiResult<Vec<CohortRef>> {
+        let names_cohort = body
+            .get("filters")
+            .is_some_and(|f| !cohort::flag_cohort_ids(f).is_empty());
+        if !names_cohort {
+            return Ok(Vec::new());
+        }
+        let cohorts = self.store().project_cohorts(self.project.id).await?;
+        Ok(cohort::refs(&cohorts))
+    }
+
+    /// Name of every cohort the flags' conditions name (`None` for a missing or deleted one);
+    /// no read when none does.
+    async fn cohort_names<'f>(
+        &self,
+        flags: impl Iterator<Item = &'f Flag>,
+    ) -> ApiResult<HashMap<i64, Option<String>>> {
+        let wanted: Vec<i64> = flags
+            .flat_map(|f| cohort::flag_cohort_ids(&f.filters))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let cohorts = self.store().project_cohorts(self.project.id).await?;
+        Ok(cohorts
+            .into_iter()
+            .filter(|c| !c.deleted)
+            .map(|c| (c.id, c.name))
+            .collect())
+    }
+
+    /// [`Self::show`] with `cohort_name` on cohort properties.
+    async fn shown(&self, flag: &Flag, features: &[Feature]) -> ApiResult<Value> {
+        let names = self.cohort_names(std::iter::once(flag)).await?;
+        Ok(with_cohort_names(self.show(flag, features), &names))
+    }
+
+    /// `POST /feature_flags/{id}/create_static_cohort_for_flag/` (§8): a static cohort, filled
+    /// in the background by the cohort-jobs worker (its `is_calculating` item is the job). A
+    /// flag that can't be filled from (deleted, inactive, group-based) gets an empty cohort with
+    /// `count: null` and no job. Soft-deleted flags are found, as in PostHog.
+    async fn create_static_cohort_for_flag(&self, id: &str) -> ApiResult<ApiResponse> {
+        let flag = self.find(id).await?;
+        let cohort_id = self.store().next_cohort_id().await?;
+        let mut created = Cohort::new(cohort_id, self.project.id, self.actor(), self.ctx.now);
+        created.name = Some(cohort::flag_cohort_name(&flag.key, self.ctx.now));
+        created.is_static = true;
+        if super::cohort_jobs::fillable(&flag) {
+            created.is_calculating = true;
+            created.fill = Some(cohort::Fill {
+                flag_id: flag.id,
+                cursor: None,
+                matched: 0,
+                step: 0,
+                updated_at: self.ctx.now,
+            });
+        }
+        let stored = self
+            .store()
+            .write_cohort(&created, true)
+            .await?
+            .ok_or_else(|| ApiError::internal("a new cohort id was already taken"))?;
+        Ok(ApiResponse::json(
+            201,
+            json!({"cohort": stored.representation()}),
+        ))
+    }
+}
+
+/// `value` (a flag's representation) with `cohort_name` on its cohort properties.
+fn with_cohort_names(mut value: Value, names: &HashMap<i64, Option<String>>) -> Value {
+    if let Some(filters) = value.get_mut("filters") {
+        cohort::add_cohort_names(filters, names);
+    }
+    value
 }

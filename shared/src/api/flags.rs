@@ -7,6 +7,7 @@ mod body;
 pub mod cache;
 mod ingest;
 mod local;
+mod person_updates;
 mod remote;
 mod request;
 mod response;
@@ -15,12 +16,20 @@ pub use cache::{DefinitionsCache, Snapshot};
 
 use super::{Context, project_route};
 use crate::http::{ApiRequest, ApiResponse};
-use crate::store::{DefinitionsStore, FlagStore, HashKeyOverrideStore, IdentityStore};
+use crate::store::PersonStore;
+use crate::store::{DefinitionsStore, FlagStore, HashKeyOverrideStore, IdentityStore, UsageStore};
 
 /// Everything the SDK endpoints read and write.
-pub trait Store: FlagStore + IdentityStore + DefinitionsStore + HashKeyOverrideStore {}
+pub trait Store:
+    FlagStore + IdentityStore + DefinitionsStore + HashKeyOverrideStore + UsageStore + PersonStore
+{
+}
 
-impl<S: FlagStore + IdentityStore + DefinitionsStore + HashKeyOverrideStore> Store for S {}
+impl<
+    S: FlagStore + IdentityStore + DefinitionsStore + HashKeyOverrideStore + UsageStore + PersonStore,
+> Store for S
+{
+}
 
 pub async fn handle<S: Store>(ctx: &Context<'_, S>, req: &ApiRequest) -> ApiResponse {
     let segments = req.segments();

@@ -1,10 +1,139 @@
-//! Placeholder: the persons endpoints (issue 7) are being built.
+//! `GET /api/projects/{project_id}/persons/` (PostHog's PersonViewSet list): the persons
+//! capture built, scope `person:read`.
+//!
+//! * `?distinct_id=…` → the person holding that distinct id: 0 or 1 result (two GetItems).
+//! * otherwise the project's persons in creation order (UUIDv7 sort keys), `limit` per page
+//!   (default 100, at most 1000, as PostHog's `PersonCursorPagination`), one Query each. Like
+//!   PostHog's cursor pagination there is no `count`; `next` is an absolute URL carrying an
+//!   opaque `cursor`, and `previous` is always `null` (pages only go forward).
 
-use super::Context;
-use crate::error::ApiError;
+use serde_json::{Value, json};
+
+use super::{Authorized, Context, authorize, project_route};
+use crate::auth::Accepts;
+use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
-use crate::store::dynamo::DynamoStore;
+use crate::person::Person;
+use crate::store::{IdentityStore, PersonStore};
+use crate::time;
 
-pub async fn handle(_ctx: &Context<'_, DynamoStore>, _req: &ApiRequest) -> ApiResponse {
-    ApiError::not_found().into()
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+pub async fn handle<S: PersonStore + IdentityStore>(
+    ctx: &Context<'_, S>,
+    req: &ApiRequest,
+) -> ApiResponse {
+    route(ctx, req).await.unwrap_or_else(ApiResponse::from)
+}
+
+async fn route<S: PersonStore + IdentityStore>(
+    ctx: &Context<'_, S>,
+    req: &ApiRequest,
+) -> ApiResult<ApiResponse> {
+    let segments = req.segments();
+    let (project_segment, rest) =
+        project_route(&segments, "persons").ok_or_else(ApiError::not_found)?;
+    if !rest.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    // Only reads exist here; other methods still need a valid key before they hear 405.
+    let scope = match req.method.as_str() {
+        "GET" => "person:read",
+        _ => "person:write",
+    };
+    let Authorized { project, .. } = authorize(
+        ctx.store,
+        req,
+        project_segment,
+        scope,
+        Accepts::PersonalKeys,
+    )
+    .await?;
+    if req.method != "GET" {
+        return Err(ApiError::MethodNotAllowed(req.method.clone()));
+    }
+    if let Some(distinct_id) = req.query_value("distinct_id") {
+        let found = ctx
+            .store
+            .person_by_distinct_id(project.id, distinct_id)
+            .await?;
+        let results: Vec<Value> = found.iter().map(person_json).collect();
+        return Ok(ApiResponse::ok(
+            json!({"next": null, "previous": null, "results": results}),
+        ));
+    }
+    // DRF's cursor pagination falls back to the default on an unusable `limit`.
+    let limit = req
+        .query_value("limit")
+        .and_then(|l| l.trim().parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .map_or(DEFAULT_LIMIT, |l| l.min(MAX_LIMIT));
+    let cursor = req
+        .query_value("cursor")
+        .filter(|c| !c.is_empty() && is_cursor(c));
+    if req.query_value("cursor").is_some_and(|c| !c.is_empty()) && cursor.is_none() {
+        // DRF answers an undecodable cursor with 404 "Invalid cursor".
+        return Err(ApiError::NotFound("Invalid cursor".into()));
+    }
+    let (persons, next) = ctx.store.persons_page(project.id, cursor, limit).await?;
+    let next = next.map(|c| req.url_with(&[("cursor", c), ("limit", limit.to_string())], &[]));
+    let results: Vec<Value> = persons.iter().map(person_json).collect();
+    Ok(ApiResponse::ok(
+        json!({"next": next, "previous": null, "results": results}),
+    ))
+}
+
+/// Cursors are person uuids; anything else was not handed out by us.
+fn is_cursor(c: &str) -> bool {
+    uuid::Uuid::try_parse(c).is_ok()
+}
+
+/// PostHog's `PersonSerializer`: `id` (our persons have no integer key, so the uuid),
+/// `name` (the `email` property, else the first non-anonymous distinct id), `distinct_ids`
+/// (UUID-like, i.e. anonymous, ones last), `properties`, `created_at`, `uuid`, and
+/// `is_identified`.
+pub fn person_json(person: &Person) -> Value {
+    let mut distinct_ids: Vec<&String> = person.distinct_ids.iter().collect();
+    distinct_ids.sort_by_key(|d| is_anonymous_id(d));
+    let name = match person.properties.get("email") {
+        Some(Value::String(email)) if !email.is_empty() => email.clone(),
+        _ => distinct_ids
+            .first()
+            .map_or_else(|| person.uuid.clone(), |d| d.to_string()),
+    };
+    json!({
+        "id": person.uuid,
+        "uuid": person.uuid,
+        "name": name,
+        "distinct_ids": distinct_ids,
+        "properties": person.properties,
+        "created_at": time::format(&person.created_at),
+        "is_identified": person.is_identified,
+    })
+}
+
+/// PostHog's `is_anonymous_id`: SDK-generated anonymous ids are UUIDs.
+fn is_anonymous_id(id: &str) -> bool {
+    uuid::Uuid::try_parse(id).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_prefers_email_then_identified_ids() {
+        let mut p = Person::new(
+            1,
+            "0190d6c0-0000-7000-8000-000000000000",
+            chrono::Utc::now(),
+        );
+        p.distinct_ids.push("user@x".into());
+        let shown = person_json(&p);
+        assert_eq!(shown["name"], "user@x");
+        assert_eq!(shown["distinct_ids"][0], "user@x");
+        p.properties.insert("email".into(), json!("e@x.com"));
+        assert_eq!(person_json(&p)["name"], "e@x.com");
+    }
 }

@@ -91,7 +91,7 @@ pub fn apply(
         flag.evaluation_tags = tags("evaluation_tags", v)?;
     }
     if let Some(v) = body.get("analytics_dashboards") {
-        flag.analytics_dashboards = dashboards(v)?;
+        add_dashboards(&mut flag.analytics_dashboards, dashboard_ids(v)?);
     }
     if let Some(v) = body.get("has_enriched_analytics") {
         flag.has_enriched_analytics = nullable_boolean("has_enriched_analytics", v)?;
@@ -315,8 +315,10 @@ fn tags(attr: &str, v: &Value) -> ApiResult<Vec<String>> {
     Ok(out)
 }
 
-/// No dashboards exist yet (usage dashboards come with a later issue), so any id is unknown.
-fn dashboards(v: &Value) -> ApiResult<Vec<i64>> {
+/// `analytics_dashboards` as DRF's primary-key list reads it: integers or integer strings, in
+/// order, first bad item reported. Whether each exists in the project is checked by the
+/// handler against the store ([`crate::api::feature_flags`]).
+pub fn dashboard_ids(v: &Value) -> ApiResult<Vec<i64>> {
     let attr = "analytics_dashboards";
     let Value::Array(items) = v else {
         return Err(ApiError::field(
@@ -328,26 +330,48 @@ fn dashboards(v: &Value) -> ApiResult<Vec<i64>> {
             ),
         ));
     };
-    match items.first() {
-        None => Ok(Vec::new()),
-        Some(Value::Number(n)) => Err(ApiError::field(
-            attr,
-            "does_not_exist",
-            format!("Invalid pk \"{n}\" - object does not exist."),
-        )),
-        Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => Err(ApiError::field(
-            attr,
-            "does_not_exist",
-            format!("Invalid pk \"{s}\" - object does not exist."),
-        )),
-        Some(other) => Err(ApiError::field(
-            attr,
-            "incorrect_type",
-            format!(
-                "Incorrect type. Expected pk value, received {}.",
-                crate::python::type_name(other)
-            ),
-        )),
+    items
+        .iter()
+        .map(|item| {
+            let id = match item {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.trim().parse::<i64>().ok(),
+                _ => None,
+            };
+            id.ok_or_else(|| match item {
+                Value::Number(_) => dashboard_missing(item),
+                other => ApiError::field(
+                    attr,
+                    "incorrect_type",
+                    format!(
+                        "Incorrect type. Expected pk value, received {}.",
+                        crate::python::type_name(other)
+                    ),
+                ),
+            })
+        })
+        .collect()
+}
+
+/// PostHog's error for a dashboard id that is not one of the project's dashboards.
+pub fn dashboard_missing(id: &Value) -> ApiError {
+    let shown = match id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    ApiError::field(
+        "analytics_dashboards",
+        "does_not_exist",
+        format!("Invalid pk \"{shown}\" - object does not exist."),
+    )
+}
+
+/// Links are add-only through `analytics_dashboards` (PostHog `get_or_create`s each one).
+fn add_dashboards(linked: &mut Vec<i64>, ids: Vec<i64>) {
+    for id in ids {
+        if !linked.contains(&id) {
+            linked.push(id);
+        }
     }
 }
 
@@ -545,12 +569,24 @@ mod tests {
     }
 
     #[test]
-    fn dashboards_must_exist() {
-        let e = err(json!({"analytics_dashboards": [123]}), Mode::Patch);
+    fn dashboard_ids_are_integers_and_links_only_grow() {
+        let e = err(json!({"analytics_dashboards": [true]}), Mode::Patch);
         assert_eq!(
             e,
-            json!({"type":"validation_error","code":"does_not_exist","detail":"Invalid pk \"123\" - object does not exist.","attr":"analytics_dashboards"})
+            json!({"type":"validation_error","code":"incorrect_type","detail":"Incorrect type. Expected pk value, received bool.","attr":"analytics_dashboards"})
         );
+        let e = err(json!({"analytics_dashboards": ["x"]}), Mode::Patch);
+        assert_eq!(
+            e["detail"],
+            "Incorrect type. Expected pk value, received str."
+        );
+        let f = run(
+            json!({"analytics_dashboards": [3, "4", 3]}),
+            Mode::Patch,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(f.analytics_dashboards, vec![3, 4]);
         assert!(run(json!({"analytics_dashboards": []}), Mode::Patch, &[]).is_ok());
     }
 

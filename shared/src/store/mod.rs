@@ -9,11 +9,14 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use crate::activity::ActivityEntry;
+use crate::dashboard::{Dashboard, DashboardIds};
 use crate::early_access::Feature;
 use crate::error::ApiError;
 use crate::flag::Flag;
 use crate::identity::{Organization, PersonalApiKey, Project, User};
+use crate::person::{Person, PersonWrite};
 use crate::time::Timestamp;
+use crate::usage::{UsageDelta, UsageKey, UsageRow};
 
 /// Table names, read once from the environment (defaults match template.yaml's local names).
 #[derive(Debug, Clone)]
@@ -75,6 +78,8 @@ pub struct FlagWrite {
     pub activity: Option<ActivityEntry>,
     /// An early access feature changed together with the flag (never one without the other).
     pub feature: Option<FeatureWrite>,
+    /// A new usage dashboard, put together with the flag that points at it.
+    pub dashboard: Option<Dashboard>,
 }
 
 /// A change to an early access feature. Creating or deleting a linked feature also claims or
@@ -103,7 +108,11 @@ pub enum WriteError {
     Api(#[from] ApiError),
 }
 
-pub trait FlagStore: Sync {
+/// Flag writes may put a usage dashboard ([`FlagWrite::dashboard`]), and flag validation reads
+/// dashboards (`analytics_dashboards`), so a flag store is a dashboard store too. Flag
+/// validation and responses also read the project's cohorts (E13/E14, `cohort_name`), so it
+/// is a cohort store as well.
+pub trait FlagStore: DashboardStore + CohortStore {
     fn get_flag(
         &self,
         project_id: i64,
@@ -312,4 +321,142 @@ pub trait HashKeyOverrideStore: Sync {
         flag_keys: &[&str],
         hash_key: &str,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
+}
+
+/// Persons learnt from captured events (layout in `dynamo`'s docs). Reads are GetItem, Query
+/// and BatchGetItem; writes are conditional transactions, so concurrent captures never lose an
+/// update.
+pub trait PersonStore: Sync {
+    /// The person holding `distinct_id` (GetItem of the distinct item, then of the person).
+    fn person_by_distinct_id(
+        &self,
+        project_id: i64,
+        distinct_id: &str,
+    ) -> impl Future<Output = Result<Option<Person>, ApiError>> + Send;
+
+    /// Up to `limit` persons of the project in uuid (= creation) order, starting after the
+    /// opaque cursor `after` (`None`: from the first). One Query. Returns the cursor of the next
+    /// page, `None` after the last one; cursors stay valid across writes (resumable walks).
+    fn persons_page(
+        &self,
+        project_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<Person>, Option<String>), ApiError>> + Send;
+
+    /// The persons with these uuids that exist, in no particular order (BatchGetItem, 100 keys
+    /// a call, unprocessed keys retried).
+    fn persons_by_ids(
+        &self,
+        project_id: i64,
+        uuids: &[String],
+    ) -> impl Future<Output = Result<Vec<Person>, ApiError>> + Send;
+
+    /// Capture's read: distinct id → its person, for those of `distinct_ids` that have one
+    /// (two rounds of BatchGetItem: distinct items, then persons).
+    fn persons_by_distinct_ids(
+        &self,
+        project_id: i64,
+        distinct_ids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Person>, ApiError>> + Send;
+
+    /// Capture's write: each [`PersonWrite`] atomically, several per TransactWriteItems (up to
+    /// 100 items). Returns the indexes of the writes that lost a race (a condition failed, so
+    /// nothing of theirs was written): the caller reads those persons again and retries.
+    fn write_persons(
+        &self,
+        writes: &[PersonWrite],
+    ) -> impl Future<Output = Result<Vec<usize>, ApiError>> + Send;
+}
+
+/// Flag usage counters (layout in `dynamo`'s docs; rules in [`crate::usage`]).
+pub trait UsageStore: Sync {
+    /// Adds each delta to its counter item with one atomic `ADD` (set unions for the users),
+    /// several items at a time. Never lost under concurrent captures; a retried capture counts
+    /// its calls again but never its users.
+    fn add_usage(
+        &self,
+        project_id: i64,
+        deltas: &[(UsageKey, UsageDelta)],
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// The flag's counter items for the days `from..=to`: one Query.
+    fn usage_rows(
+        &self,
+        project_id: i64,
+        flag_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> impl Future<Output = Result<Vec<UsageRow>, ApiError>> + Send;
+}
+
+/// Dashboards (so far: flags' usage dashboards), written only together with their flag
+/// ([`FlagWrite::dashboard`]).
+pub trait DashboardStore: Sync {
+    /// A new dashboard id and its two insight ids, from one atomic counter update.
+    fn next_dashboard_ids(&self) -> impl Future<Output = Result<DashboardIds, ApiError>> + Send;
+
+    fn dashboard(
+        &self,
+        project_id: i64,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<Dashboard>, ApiError>> + Send;
+}
+
+/// Cohorts and static cohort memberships (layout in `dynamo`'s docs). Memberships live in the
+/// persons table, keyed by person uuid, so the fill's many writes stay off the cohorts table's
+/// stream.
+pub trait CohortStore: Sync {
+    /// Globally unique, increasing cohort ids (an atomic counter).
+    fn next_cohort_id(&self) -> impl Future<Output = Result<i64, ApiError>> + Send;
+
+    fn cohort(
+        &self,
+        project_id: i64,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<crate::cohort::Cohort>, ApiError>> + Send;
+
+    /// Every cohort of the project, deleted ones included, lowest id first (one Query).
+    fn project_cohorts(
+        &self,
+        project_id: i64,
+    ) -> impl Future<Output = Result<Vec<crate::cohort::Cohort>, ApiError>> + Send;
+
+    /// Stores `cohort` conditionally on its `revision` as read (0 = must not exist yet) and
+    /// returns it as stored (revision advanced), or `None` when someone else wrote first.
+    /// With `bump_definitions` the project's definitions version moves in the same
+    /// transaction (a change SDK caches must see).
+    fn write_cohort(
+        &self,
+        cohort: &crate::cohort::Cohort,
+        bump_definitions: bool,
+    ) -> impl Future<Output = Result<Option<crate::cohort::Cohort>, ApiError>> + Send;
+
+    /// Adds persons (uuids) to a static cohort. Idempotent puts (BatchWriteItem, unprocessed
+    /// items retried), so a repeated page writes nothing new.
+    fn add_cohort_members(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        person_uuids: &[String],
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// Up to `limit` member uuids of a static cohort in uuid order after the opaque cursor;
+    /// returns the next cursor, `None` after the last page. One Query.
+    fn cohort_members_page(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<String>, Option<String>), ApiError>> + Send;
+
+    /// For each person uuid, which of `cohort_ids` (static cohorts) hold it: BatchGetItem of
+    /// the membership items, 100 keys a call.
+    fn static_memberships(
+        &self,
+        project_id: i64,
+        cohort_ids: &[i64],
+        person_uuids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Vec<i64>>, ApiError>> + Send;
 }

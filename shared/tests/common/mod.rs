@@ -154,6 +154,19 @@ impl World {
             .await
     }
 
+    /// Through any function's handler (`group`), with a fresh SDK cache; the raw answer.
+    pub async fn send_to(&self, group: Group, req: ApiRequest) -> ApiResponse {
+        let ctx = Context {
+            store: &self.store,
+            cipher: &self.cipher,
+            now: chrono::Utc::now(),
+            cache: &DefinitionsCache::default(),
+        };
+        group
+            .handle(&ctx, &req.with_header("host", "testserver"))
+            .await
+    }
+
     /// `/api/projects/<this project>/early_access_feature/<rest>` as this world's `*` key, with
     /// the body parsed (`Value::Null` for an empty one).
     pub async fn call_early_access(

@@ -27,6 +27,9 @@ async fn create_returns_every_default() {
     let parsed = shared::time::parse(&created_at).unwrap();
     assert!(parsed >= before - chrono::TimeDelta::seconds(1) && parsed <= chrono::Utc::now());
     let user = user_json(&w.user);
+    // PostHog generates a usage dashboard for every new flag (§5.2).
+    let dashboard = body["usage_dashboard"].clone();
+    assert!(dashboard.is_i64(), "{body}");
     let expected = json!({
         "id": id,
         "name": "",
@@ -48,7 +51,7 @@ async fn create_returns_every_default() {
         "can_edit": true,
         "tags": [],
         "evaluation_tags": [],
-        "usage_dashboard": null,
+        "usage_dashboard": dashboard,
         "analytics_dashboards": [],
         "has_enriched_analytics": false,
         "user_access_level": "editor",
@@ -134,7 +137,11 @@ async fn create_stores_writable_fields_and_ignores_server_ones() {
     assert_eq!(f["last_called_at"], "2021-01-02T03:04:05.123456Z");
     assert_eq!(f["version"], 1, "a client version is ignored on create");
     assert_eq!(f["created_by"], user_json(&w.user));
-    assert_eq!(f["usage_dashboard"], Value::Null);
+    assert!(
+        f["usage_dashboard"].is_i64(),
+        "a client usage_dashboard is ignored"
+    );
+    assert_ne!(f["usage_dashboard"], 7);
     assert!(f.get("unknown_field").is_none() && f.get("creation_context").is_none());
     assert_eq!(
         stored(&w, id_of(&f)).await.unwrap().creation_context,
@@ -293,6 +300,7 @@ async fn uniqueness_is_checked_before_charset() {
             after: legacy,
             purge: vec![],
             feature: None,
+            dashboard: None,
             activity: None,
         })
         .await

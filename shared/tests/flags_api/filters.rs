@@ -524,6 +524,7 @@ async fn e26_deleted_flags_are_ignored_in_the_cycle_search() {
             after: c,
             purge: vec![],
             feature: None,
+            dashboard: None,
             activity: None,
         })
         .await

@@ -28,6 +28,7 @@ fn write(before: Option<&Flag>, after: &Flag) -> FlagWrite {
         after: after.clone(),
         purge: vec![],
         feature: None,
+        dashboard: None,
         activity: None,
     }
 }
@@ -175,6 +176,7 @@ async fn purge_removes_only_soft_deleted_rows() {
     let purge_live = FlagWrite {
         purge: vec![old.clone()],
         feature: None,
+        dashboard: None,
         ..write(None, &newer)
     };
     assert!(w.store.write_flag(purge_live).await.is_err());
@@ -198,6 +200,7 @@ async fn purge_removes_only_soft_deleted_rows() {
         .write_flag(FlagWrite {
             purge: vec![deleted],
             feature: None,
+            dashboard: None,
             ..write(None, &newer)
         })
         .await

@@ -489,6 +489,7 @@ async fn conflict_without_a_known_last_editor_names_another_user() {
             after: flag,
             purge: vec![],
             feature: None,
+            dashboard: None,
             activity: None,
         })
         .await

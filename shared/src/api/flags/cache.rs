@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::cohort::{self, Cohort};
 use crate::definitions;
 use crate::error::ApiResult;
 use crate::evaluation::{FlagSet, GroupTypeMapping};
@@ -42,18 +43,41 @@ pub struct Snapshot {
     pub set: FlagSet,
     pub group_types: Vec<GroupType>,
     pub mapping: GroupTypeMapping,
+    /// Every cohort of the project (deleted ones included; the engine and the definitions
+    /// skip them).
+    pub cohorts: Vec<Cohort>,
+    /// Static cohorts the live flags reach: `/flags` looks up the person's memberships of
+    /// these (none: no lookup).
+    pub static_cohort_ids: Vec<i64>,
     definitions: OnceLock<Value>,
 }
 
 impl Snapshot {
-    pub fn new(version: i64, flags: Vec<Flag>, group_types: Vec<GroupType>) -> Snapshot {
+    pub fn new(
+        version: i64,
+        flags: Vec<Flag>,
+        group_types: Vec<GroupType>,
+        cohorts: Vec<Cohort>,
+    ) -> Snapshot {
         let mapping = GroupTypeMapping::new(group_types.iter().map(|g| (g.index, g.name.clone())));
+        let defs: Vec<_> = cohorts
+            .iter()
+            .filter(|c| !c.deleted)
+            .map(Cohort::for_evaluation)
+            .collect();
+        let live: Vec<&Value> = flags
+            .iter()
+            .filter(|f| !f.deleted)
+            .map(|f| &f.filters)
+            .collect();
         Snapshot {
             version,
-            set: FlagSet::new(&flags, &[]),
+            set: FlagSet::new(&flags, &defs),
+            static_cohort_ids: cohort::referenced_static_ids(&live, &cohorts),
             flags,
             group_types,
             mapping,
+            cohorts,
             definitions: OnceLock::new(),
         }
     }
@@ -61,7 +85,7 @@ impl Snapshot {
     /// The local-evaluation payload, rendered once per snapshot.
     pub fn definitions(&self) -> &Value {
         self.definitions
-            .get_or_init(|| definitions::payload(&self.flags, &self.group_types))
+            .get_or_init(|| definitions::payload(&self.flags, &self.group_types, &self.cohorts))
     }
 
     /// The live flag holding `key`.
@@ -104,7 +128,16 @@ impl DefinitionsCache {
         }
         let flags = store.project_flags(project_id).await?;
         let group_types = store.group_types(project_id).await?;
-        let snapshot = Arc::new(Snapshot::new(version, flags, group_types));
+        // Cohorts only matter when a flag names one; most projects skip the Query.
+        let cohorts = if flags
+            .iter()
+            .any(|f| !cohort::flag_cohort_ids(&f.filters).is_empty())
+        {
+            store.project_cohorts(project_id).await?
+        } else {
+            Vec::new()
+        };
+        let snapshot = Arc::new(Snapshot::new(version, flags, group_types, cohorts));
         insert(&self.projects, MAX_PROJECTS, project_id, snapshot.clone());
         Ok(snapshot)
     }

@@ -1,17 +1,19 @@
 //! Capture: `POST /batch/`, `/e/`, `/i/v0/e/`, `/capture/` (evaluation.md §5). The SDKs need a
 //! 200 `{"status": 1}` (Python counts nothing else as delivered). From the events this service
-//! learns group types (`$groupidentify`) and flag usage (`$feature_flag_called` →
-//! `last_called_at`); storing events themselves comes with persons (issue 7).
+//! learns persons (`$set`/`$set_once`/`$unset`/`$identify`, see `person_updates`), group types
+//! (`$groupidentify`) and flag usage (`$feature_flag_called` → `last_called_at`); events
+//! themselves are not stored.
 //!
 //! Body limits: up to 5 MB as sent (Lambda's 6 MB request limit with room for API Gateway's
 //! encoding; posthog-python batches up to 5 MB) and 20 MB decompressed.
 
 use super::body::{self, Limits, SdkError};
-use super::{Context, Snapshot, Store};
+use super::{Context, Snapshot, Store, person_updates};
 use crate::capture::Batch;
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::store::{GROUP_TYPES_LIMIT, GroupType, GroupTypeError};
+use crate::usage;
 
 pub const LIMITS: Limits = Limits {
     raw: 5 * 1024 * 1024,
@@ -45,11 +47,14 @@ async fn capture<S: Store>(
         .project_by_token(ctx.store, &token)
         .await?
         .ok_or(SdkError::InvalidToken)?;
+    // Persons first: if anything later fails, the SDK's resend applies them again as no-ops.
+    person_updates::upsert_persons(ctx, project.id, &batch).await?;
     let (group_types, flags_called) = (batch.group_types(), batch.flags_called());
     if !group_types.is_empty() || !flags_called.is_empty() {
         let snapshot = ctx.cache.snapshot(ctx.store, project.id).await?;
         learn_group_types(ctx, project.id, &snapshot, &group_types).await?;
         record_calls(ctx, &snapshot, &flags_called).await?;
+        record_usage(ctx, project.id, &snapshot, &batch).await?;
     }
     Ok(ApiResponse::ok(serde_json::json!({"status": 1})))
 }
@@ -124,4 +129,25 @@ async fn record_calls<S: Store>(
         }
     }
     Ok(())
+}
+
+/// Usage counters from the batch's `$feature_flag_called` events: folded in memory into one
+/// delta per (flag, day, response), then one atomic `ADD` each (`crate::usage`).
+async fn record_usage<S: Store>(
+    ctx: &Context<'_, S>,
+    project_id: i64,
+    snapshot: &Snapshot,
+    batch: &Batch,
+) -> Result<(), ApiError> {
+    let deltas: Vec<_> = usage::aggregate(
+        &batch.events,
+        |key| snapshot.flag(key).map(|f| f.id),
+        ctx.now,
+    )
+    .into_iter()
+    .collect();
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    ctx.store.add_usage(project_id, &deltas).await
 }

@@ -1,10 +1,11 @@
 //! `POST /flags/` and `POST /decide/`: remote evaluation for the project of the body's token
-//! (evaluation.md §3). DynamoDB reads per warm request: the definitions version, plus the
-//! person's hash key overrides when a continuity flag needs them.
+//! (evaluation.md §3). DynamoDB reads per warm request: the definitions version, the stored
+//! person (distinct item, then person), plus the person's hash key overrides when a
+//! continuity flag needs them.
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::body::{self, Limits, SdkError};
 use super::request::{self, FlagsRequest};
@@ -12,6 +13,7 @@ use super::response::{self, Envelope, Shape};
 use super::{Context, Snapshot, Store};
 use crate::evaluation::{EvaluationInput, Evaluations, FlagEvaluation};
 use crate::http::{ApiRequest, ApiResponse, MAX_BODY_BYTES};
+use crate::person::Person;
 
 /// A `/flags` body is small (one person's properties); 1 MB before and after decompression.
 const LIMITS: Limits = Limits {
@@ -80,11 +82,14 @@ async fn answer<S: Store>(
     project_id: i64,
 ) -> Evaluations {
     let overrides = continuity_overrides(ctx, snapshot, parsed, project_id).await;
+    let person = stored_person(ctx, snapshot, parsed, project_id).await;
+    let person_properties = merged_person_properties(person.as_ref(), &parsed.person_properties);
+    let static_cohort_ids = static_memberships(ctx, snapshot, person.as_ref(), project_id).await;
     let empty = HashMap::new();
     let input = EvaluationInput {
         distinct_id: &parsed.distinct_id,
         device_id: parsed.device_id.as_deref(),
-        person_properties: &parsed.person_properties,
+        person_properties: &person_properties,
         groups: &parsed.groups,
         group_properties: &parsed.group_properties,
         group_type_mapping: &snapshot.mapping,
@@ -93,7 +98,7 @@ async fn answer<S: Store>(
         runtime: parsed.runtime,
         evaluation_contexts: &parsed.evaluation_contexts,
         flag_keys: parsed.flag_keys.as_deref(),
-        static_cohort_ids: &[],
+        static_cohort_ids: &static_cohort_ids,
         property_matching_version: 1,
         now: ctx.now,
     };
@@ -102,6 +107,71 @@ async fn answer<S: Store>(
         fail_continuity_flags(snapshot, &mut answers);
     }
     answers
+}
+
+/// The person capture stored for the request's distinct id (two GetItems), `None` when there
+/// is none, no live flag could use it, or reading failed (then the request's properties
+/// alone decide, and the failure is logged).
+async fn stored_person<S: Store>(
+    ctx: &Context<'_, S>,
+    snapshot: &Snapshot,
+    parsed: &FlagsRequest,
+    project_id: i64,
+) -> Option<Person> {
+    if snapshot.flags.iter().all(|f| f.deleted) {
+        return None;
+    }
+    match ctx
+        .store
+        .person_by_distinct_id(project_id, &parsed.distinct_id)
+        .await
+    {
+        Ok(person) => person,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the stored person failed");
+            None
+        }
+    }
+}
+
+/// The static cohorts (of those the project's flags reach) the stored person belongs to: one
+/// BatchGetItem of their membership items, only when flags reach static cohorts. A failed read
+/// counts as no memberships (logged), like a person without any.
+async fn static_memberships<S: Store>(
+    ctx: &Context<'_, S>,
+    snapshot: &Snapshot,
+    person: Option<&Person>,
+    project_id: i64,
+) -> Vec<i64> {
+    let Some(person) = person.filter(|_| !snapshot.static_cohort_ids.is_empty()) else {
+        return Vec::new();
+    };
+    let uuids = [person.uuid.clone()];
+    match ctx
+        .store
+        .static_memberships(project_id, &snapshot.static_cohort_ids, &uuids)
+        .await
+    {
+        Ok(mut found) => found.remove(&person.uuid).unwrap_or_default(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading static cohort memberships failed");
+            Vec::new()
+        }
+    }
+}
+
+/// Stored person properties under the request's `person_properties` (request wins), as
+/// PostHog's server merges them (evaluation.md §2.4).
+fn merged_person_properties(
+    person: Option<&Person>,
+    request: &Map<String, Value>,
+) -> Map<String, Value> {
+    let Some(person) = person else {
+        return request.clone();
+    };
+    let mut merged = person.properties.clone();
+    merged.extend(request.iter().map(|(k, v)| (k.clone(), v.clone())));
+    merged
 }
 
 /// PostHog's order: with `$anon_distinct_id`, first store it as the hash key of every

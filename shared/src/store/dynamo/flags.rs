@@ -139,6 +139,9 @@ impl FlagStore for DynamoStore {
         if let Some(feature) = &write.feature {
             ops.extend(self.feature_ops(feature)?);
         }
+        if let Some(dashboard) = &write.dashboard {
+            ops.push(self.put_dashboard(dashboard)?);
+        }
         ops.push(self.bump_definitions(write.after.project_id)?);
         self.transact(ops, key_put_index).await?;
         Ok(write.after)

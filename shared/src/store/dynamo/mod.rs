@@ -24,6 +24,23 @@
 //! * `PROJECT#<p>` / `FEATURE#<uuid v7>`   → early access feature
 //! * `PROJECT#<p>` / `FLAGLINK#<flag id>`  → `feature_id`: a flag backs at most one feature
 //!
+//! Persons table (persons learnt from captured events; capture writes them)
+//! * `PROJECT#<p>#DISTINCT#<distinct id>` / `DISTINCT` → `person_id`: the person holding the id
+//! * `PROJECT#<p>#PERSONS` / `PERSON#<uuid v7>` → the person: `uuid`, `distinct_ids` (list),
+//!   `properties` (JSON text), `created_at`, `is_identified`, `revision` (bumped by every write,
+//!   which is conditional on the value read). UUIDv7 sort keys list persons in creation order.
+//!
+//! Persons table, static cohort memberships (kept out of the cohorts table so the many
+//! membership writes of a fill don't flood its stream)
+//! * `PROJECT#<p>#COHORT#<id>` / `PERSON#<person uuid>` → `person_id`: the person is a member
+//!
+//! Cohorts table (stream `NEW_IMAGE` → the fill worker, for images with `is_calculating`)
+//! * `COUNTER` / `COHORT_ID`               → `n`: last cohort id handed out (atomic `ADD`)
+//! * `PROJECT#<p>` / `COHORT#<20-digit id>` → the cohort (`filters` JSON text, `is_calculating`,
+//!   `fill`: flag id, persons cursor, matched count, step), `revision` (conditional writes).
+//!   Writes that change evaluation also bump the project's `DEFINITIONS` version (Flags table)
+//!   in the same transaction.
+//!
 //! Identity table (GSI `gsi1`: `gsi1pk`, `gsi1sk`)
 //! * `COUNTER` / `<sequence>`              → `n` (project and user ids)
 //! * `ORG#<uuid>` / `ORG`                  → organization
@@ -33,13 +50,28 @@
 //! * `USER#<id>` / `USER`                  → user
 //! * `APIKEY#<sha256>` / `APIKEY`          → personal API key; `gsi1pk = USER#<id>`, `gsi1sk = APIKEY#<key id>`
 //! * `APIKEYID#<key id>` / `APIKEYID`      → `secure_value` (to revoke by id)
+//!
+//! Usage table (flag usage counters and dashboards; rules in `crate::usage`)
+//! * `PROJECT#<p>#FLAG#<id>` / `DAY#<yyyy-mm-dd>#<response>` → `calls` (N, `ADD`), `hll` (NS of
+//!   HyperLogLog `(register, rank)` pairs encoded `register * 64 + rank`, `ADD` = set union),
+//!   `uids` (NS of 48-bit distinct-id hashes, added only while it holds < 1,000), `uids_full`
+//!   (BOOL: `uids` stopped being complete). A flag's 30 days are one Query (`sk BETWEEN`).
+//!   Size: `hll` holds at most 1,024 × 55 pairs (≤ 225 KB in the worst case), ≈ 1,024 ×
+//!   (log2(n/1,024) + 3) for n users in practice (≈ 40 KB at a million a day); `uids` ≤ ~20 KB.
+//! * `COUNTER` / `DASHBOARD_ID`              → `dashboards`, `insights`: last ids handed out (one
+//!   atomic `ADD` gives a dashboard id and its two insight ids)
+//! * `PROJECT#<p>` / `DASHBOARD#<id>`        → dashboard (flag id and key, insight ids/short ids);
+//!   put in the same transaction as the flag whose `usage_dashboard` points at it
 
 mod activity;
+mod cohorts;
 mod definitions;
 mod early_access;
 mod flags;
 mod identity;
 mod overrides;
+mod persons;
+mod usage;
 
 use std::collections::HashMap;
 

@@ -1,0 +1,72 @@
+//! Capture's person step: every event with a distinct id upserts its person (rules in
+//! [`crate::capture::persons`]). A whole batch costs a few BatchGetItem calls (100 distinct
+//! ids, then 100 persons each) and one TransactWriteItems per ~100 changed items, whatever
+//! the number of events per person.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::{Context, Store};
+use crate::capture::Batch;
+use crate::capture::persons::{Fold, PersonUpdate, write_ids};
+use crate::error::ApiError;
+
+/// Rounds of read–fold–write when other captures keep changing the same persons. Past them
+/// the capture answers 503 so the SDK sends the batch again (the rules are idempotent, so
+/// events already stored apply as no-ops).
+const ATTEMPTS: u32 = 5;
+
+/// Reads the persons the batch names, applies its events in order, and writes the changed
+/// persons conditionally. Writes that lost a race are redone from a fresh read with only the
+/// events that touch them, so no update is lost and none applied twice out of order.
+pub(super) async fn upsert_persons<S: Store>(
+    ctx: &Context<'_, S>,
+    project_id: i64,
+    batch: &Batch,
+) -> Result<(), ApiError> {
+    let mut pending: Vec<PersonUpdate> = batch.events.iter().filter_map(PersonUpdate::of).collect();
+    for attempt in 0..ATTEMPTS {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if attempt > 0 {
+            // Spread the racing captures apart a little before reading again.
+            let jitter = rand::random::<u64>() % 20;
+            tokio::time::sleep(Duration::from_millis((10 << attempt) + jitter)).await;
+        }
+        let mut ids: Vec<String> = pending
+            .iter()
+            .flat_map(PersonUpdate::ids)
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let read = ctx.store.persons_by_distinct_ids(project_id, &ids).await?;
+        let mut fold = Fold::new(project_id, ctx.now, read);
+        for update in &pending {
+            fold.apply(update);
+        }
+        let writes = fold.writes();
+        let failed = ctx.store.write_persons(&writes).await?;
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let touched: HashSet<String> = failed
+            .iter()
+            .flat_map(|i| write_ids(&writes[*i]))
+            .map(str::to_string)
+            .collect();
+        pending.retain(|u| u.ids().any(|d| touched.contains(d)));
+        tracing::info!(
+            attempt,
+            writes = failed.len(),
+            events = pending.len(),
+            "person writes lost a race; retrying"
+        );
+    }
+    tracing::warn!(
+        events = pending.len(),
+        "person writes kept losing races; asking the SDK to retry"
+    );
+    Err(ApiError::Bodiless(503))
+}

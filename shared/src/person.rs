@@ -1,0 +1,79 @@
+//! Persons learnt from captured events (PostHog's person model): one person per set of distinct
+//! ids, with properties set by `$set`/`$set_once`/`$unset` and merged by `$identify`/alias. The
+//! folding rules live in [`crate::capture`]; this module holds the record and its limits.
+
+use serde_json::{Map, Value};
+
+use crate::time::Timestamp;
+
+/// A person's properties are stored as one JSON text; past this many bytes further properties
+/// are skipped (with a warning) so the item stays well under DynamoDB's 400 KB item limit,
+/// leaving room for the distinct ids and the other attributes.
+pub const MAX_PROPERTIES_BYTES: usize = 300 * 1024;
+
+/// Distinct ids one person may hold. Merges and new ids beyond it are skipped (with a
+/// warning): a merge writes every moved distinct item in one 100-item transaction, and the
+/// list lives in the person item.
+pub const MAX_DISTINCT_IDS: usize = 45;
+
+/// Longest distinct id kept (PostHog's column is 400 characters); longer ones are ignored.
+pub const MAX_DISTINCT_ID_CHARS: usize = 400;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Person {
+    pub project_id: i64,
+    /// UUIDv7, so the persons partition's sort order is creation order.
+    pub uuid: String,
+    /// First one first (the id the person was created with).
+    pub distinct_ids: Vec<String>,
+    pub properties: Map<String, Value>,
+    pub created_at: Timestamp,
+    pub is_identified: bool,
+    /// Bumped by every write, which is conditional on the value read; 0 for a person not
+    /// stored yet.
+    pub revision: i64,
+}
+
+impl Person {
+    /// A new, not yet stored person holding `distinct_id`.
+    pub fn new(project_id: i64, distinct_id: &str, now: Timestamp) -> Person {
+        Person {
+            project_id,
+            uuid: uuid::Uuid::now_v7().to_string(),
+            distinct_ids: vec![distinct_id.to_string()],
+            properties: Map::new(),
+            created_at: now,
+            is_identified: false,
+            revision: 0,
+        }
+    }
+}
+
+/// One person's change from a capture, written atomically: the person (conditional on its
+/// revision as read, or on not existing), its new distinct-id items, and the persons merged
+/// into it by `$identify`/alias (deleted, conditional on their revision).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonWrite {
+    /// The person as it should be stored; `revision` is the one read (0 = create).
+    pub person: Person,
+    /// Distinct ids that must now point at `person` and did not before. An id with no item
+    /// yet is created conditional on `attribute_not_exists`; one that pointed at a merged
+    /// person is moved conditional on still pointing there.
+    pub claimed_distinct_ids: Vec<ClaimedDistinctId>,
+    /// Persons merged into `person`: deleted, conditional on their revision as read.
+    pub merged: Vec<Person>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedDistinctId {
+    pub distinct_id: String,
+    /// The person uuid it pointed at when read; `None` when it had no item.
+    pub previous: Option<String>,
+}
+
+impl PersonWrite {
+    /// DynamoDB items the write touches (one transaction may hold at most 100).
+    pub fn item_count(&self) -> usize {
+        1 + self.claimed_distinct_ids.len() + self.merged.len()
+    }
+}

@@ -1,0 +1,316 @@
+//! Cohorts (cohorts table) and static cohort memberships (persons table).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{
+    KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
+};
+
+use super::{DynamoStore, Item, db_error, n, padded, s};
+use crate::cohort::Cohort;
+use crate::error::ApiError;
+use crate::store::{CohortStore, WriteError};
+
+/// BatchWriteItem takes 25 requests a call, BatchGetItem 100 keys.
+const WRITE_BATCH: usize = 25;
+const GET_BATCH: usize = 100;
+/// Rounds of retrying unprocessed items (throttling) before giving up with an error; the
+/// caller (the fill worker, a create) is idempotent and may simply run again.
+const MAX_UNPROCESSED_ROUNDS: u32 = 8;
+
+fn project_pk(project_id: i64) -> String {
+    format!("PROJECT#{project_id}")
+}
+
+fn cohort_key(project_id: i64, id: i64) -> Item {
+    HashMap::from([
+        ("pk".to_string(), s(project_pk(project_id))),
+        ("sk".to_string(), s(format!("COHORT#{}", padded(id)))),
+    ])
+}
+
+fn members_pk(project_id: i64, cohort_id: i64) -> String {
+    format!("PROJECT#{project_id}#COHORT#{cohort_id}")
+}
+
+fn member_key(project_id: i64, cohort_id: i64, uuid: &str) -> Item {
+    HashMap::from([
+        ("pk".to_string(), s(members_pk(project_id, cohort_id))),
+        ("sk".to_string(), s(format!("PERSON#{uuid}"))),
+    ])
+}
+
+impl CohortStore for DynamoStore {
+    async fn next_cohort_id(&self) -> Result<i64, ApiError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.cohorts)
+            .key("pk", s("COUNTER"))
+            .key("sk", s("COHORT_ID"))
+            .update_expression("ADD n :one")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(db_error)?;
+        out.attributes
+            .and_then(|a| a.get("n")?.as_n().ok()?.parse().ok())
+            .ok_or_else(|| ApiError::internal("cohort id counter returned nothing"))
+    }
+
+    async fn cohort(&self, project_id: i64, id: i64) -> Result<Option<Cohort>, ApiError> {
+        self.get(&self.tables.cohorts, cohort_key(project_id, id))
+            .await
+    }
+
+    async fn project_cohorts(&self, project_id: i64) -> Result<Vec<Cohort>, ApiError> {
+        self.query_prefix(&self.tables.cohorts, project_pk(project_id), "COHORT#")
+            .await
+    }
+
+    async fn write_cohort(
+        &self,
+        cohort: &Cohort,
+        bump_definitions: bool,
+    ) -> Result<Option<Cohort>, ApiError> {
+        let mut stored = cohort.clone();
+        stored.revision = cohort.revision + 1;
+        let mut item: Item = serde_dynamo::to_item(&stored).map_err(db_error)?;
+        item.extend(cohort_key(cohort.project_id, cohort.id));
+        let put = Put::builder()
+            .table_name(&self.tables.cohorts)
+            .set_item(Some(item));
+        let put = if cohort.revision == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("revision = :read")
+                .expression_attribute_values(":read", n(cohort.revision))
+        };
+        let put = put.build().map_err(db_error)?;
+        let written = if bump_definitions {
+            self.put_with_bump(put, cohort.project_id).await?
+        } else {
+            self.put_alone(put).await?
+        };
+        Ok(written.then_some(stored))
+    }
+
+    async fn add_cohort_members(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        person_uuids: &[String],
+    ) -> Result<(), ApiError> {
+        for chunk in person_uuids.chunks(WRITE_BATCH) {
+            let requests = chunk
+                .iter()
+                .map(|uuid| {
+                    let mut item = member_key(project_id, cohort_id, uuid);
+                    item.insert("person_id".into(), s(uuid));
+                    let put = PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .map_err(db_error)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            self.cohort_batch_write(requests).await?;
+        }
+        Ok(())
+    }
+
+    async fn cohort_members_page(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>), ApiError> {
+        let pk = members_pk(project_id, cohort_id);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.tables.persons)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(&pk))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
+        if let Some(after) = after {
+            query = query
+                .exclusive_start_key("pk", s(&pk))
+                .exclusive_start_key("sk", s(format!("PERSON#{after}")));
+        }
+        let out = query.send().await.map_err(db_error)?;
+        let uuids: Vec<String> = out
+            .items()
+            .iter()
+            .filter_map(|item| item.get("person_id")?.as_s().ok().cloned())
+            .collect();
+        // DynamoDB hands back a LastEvaluatedKey whenever the limit was hit; the last uuid is
+        // all a cursor needs.
+        let next = out.last_evaluated_key().and_then(|_| uuids.last().cloned());
+        Ok((uuids, next))
+    }
+
+    async fn static_memberships(
+        &self,
+        project_id: i64,
+        cohort_ids: &[i64],
+        person_uuids: &[String],
+    ) -> Result<HashMap<String, Vec<i64>>, ApiError> {
+        let keys: Vec<Item> = person_uuids
+            .iter()
+            .flat_map(|uuid| {
+                cohort_ids
+                    .iter()
+                    .map(move |&cohort| member_key(project_id, cohort, uuid))
+            })
+            .collect();
+        let mut found: HashMap<String, Vec<i64>> = HashMap::new();
+        for chunk in keys.chunks(GET_BATCH) {
+            for item in self
+                .cohort_batch_get(&self.tables.persons, chunk.to_vec())
+                .await?
+            {
+                let pk = item.get("pk").and_then(|v| v.as_s().ok());
+                let cohort = pk
+                    .and_then(|pk| pk.rsplit_once("#COHORT#"))
+                    .and_then(|(_, id)| id.parse::<i64>().ok());
+                let person = item.get("person_id").and_then(|v| v.as_s().ok());
+                if let (Some(cohort), Some(person)) = (cohort, person) {
+                    found.entry(person.clone()).or_default().push(cohort);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl DynamoStore {
+    /// The cohort and the project's definitions version, in one transaction.
+    async fn put_with_bump(&self, put: Put, project_id: i64) -> Result<bool, ApiError> {
+        let bump = Update::builder()
+            .table_name(&self.tables.flags)
+            .key("pk", s(project_pk(project_id)))
+            .key("sk", s("DEFINITIONS"))
+            .update_expression("ADD version :one")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(db_error)?;
+        let ops = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(bump).build(),
+        ];
+        match self.transact(ops, None).await {
+            Ok(()) => Ok(true),
+            Err(WriteError::Retry) => Ok(false),
+            Err(WriteError::KeyTaken) => Ok(false),
+            Err(WriteError::Api(e)) => Err(e),
+        }
+    }
+
+    /// A conditional put on its own (fill progress: nothing SDKs cache changes).
+    async fn put_alone(&self, put: Put) -> Result<bool, ApiError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_string))
+            .set_expression_attribute_values(put.expression_attribute_values().cloned())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    /// BatchWriteItem of up to 25 requests, retrying what DynamoDB leaves unprocessed.
+    async fn cohort_batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), ApiError> {
+        let table = self.tables.persons.clone();
+        for round in 0..MAX_UNPROCESSED_ROUNDS {
+            if requests.is_empty() {
+                return Ok(());
+            }
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&table, requests)
+                .send()
+                .await
+                .map_err(db_error)?;
+            requests = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&table))
+                .unwrap_or_default();
+            if !requests.is_empty() {
+                pause(round).await;
+            }
+        }
+        if requests.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::internal("batch write left items unprocessed"))
+        }
+    }
+
+    /// BatchGetItem of up to 100 keys (consistent), retrying unprocessed keys.
+    async fn cohort_batch_get(
+        &self,
+        table: &str,
+        mut keys: Vec<Item>,
+    ) -> Result<Vec<Item>, ApiError> {
+        let mut items = Vec::new();
+        for round in 0..MAX_UNPROCESSED_ROUNDS {
+            if keys.is_empty() {
+                return Ok(items);
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(db_error)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(db_error)?;
+            items.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(table))
+                    .unwrap_or_default(),
+            );
+            keys = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                pause(round).await;
+            }
+        }
+        if keys.is_empty() {
+            Ok(items)
+        } else {
+            Err(ApiError::internal("batch get left keys unprocessed"))
+        }
+    }
+}
+
+/// Exponential backoff with jitter for unprocessed batch items (throttling).
+async fn pause(round: u32) {
+    let base = 20u64 << round.min(6);
+    let jitter = rand::random_range(0..base);
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
