@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::evaluation::{EvaluationInput, FlagSet};
 use crate::time::Timestamp;
 
 /// A person's properties are stored as one JSON text; past this many bytes further properties
@@ -46,6 +47,26 @@ impl Person {
             is_identified: false,
             revision: 0,
         }
+    }
+
+    /// Whether flag `key` of `set` is enabled for this person, with their stored properties
+    /// and the static cohorts they belong to. Hashed by their first distinct id, as PostHog's
+    /// cohort fill does; a person without one matches nothing.
+    pub fn flag_enabled(
+        &self,
+        set: &FlagSet,
+        key: &String,
+        static_cohort_ids: &[i64],
+        now: Timestamp,
+    ) -> bool {
+        let Some(distinct_id) = self.distinct_ids.first() else {
+            return false;
+        };
+        let mut input = EvaluationInput::new(distinct_id, now);
+        input.person_properties = &self.properties;
+        input.flag_keys = Some(std::slice::from_ref(key));
+        input.static_cohort_ids = static_cohort_ids;
+        set.evaluate(&input).get(key).is_some_and(|e| e.enabled)
     }
 }
 

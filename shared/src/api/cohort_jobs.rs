@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 
 use crate::cohort::{self, Cohort};
 use crate::error::ApiResult;
-use crate::evaluation::{EvaluationInput, FlagSet};
+use crate::evaluation::FlagSet;
 use crate::flag::Flag;
 use crate::person::Person;
 use crate::store::dynamo::DynamoStore;
@@ -258,19 +258,8 @@ impl Evaluator {
             .collect())
     }
 
-    /// The person is hashed by their first distinct id, as PostHog's fill does.
     fn enabled_for(&self, person: &Person, static_ids: &[i64], now: Timestamp) -> bool {
-        let Some(distinct_id) = person.distinct_ids.first() else {
-            return false;
-        };
-        let mut input = EvaluationInput::new(distinct_id, now);
-        input.person_properties = &person.properties;
-        input.flag_keys = Some(&self.key);
-        input.static_cohort_ids = static_ids;
-        self.set
-            .evaluate(&input)
-            .get(&self.key[0])
-            .is_some_and(|e| e.enabled)
+        person.flag_enabled(&self.set, &self.key[0], static_ids, now)
     }
 }
 

@@ -20,7 +20,7 @@ use super::{Authorized, Context, authorize, cohort_jobs, project_route};
 use crate::auth::{Accepts, Caller};
 use crate::cohort::{self, Cohort};
 use crate::error::{ApiError, ApiResult};
-use crate::evaluation::{EvaluationInput, FlagSet};
+use crate::evaluation::FlagSet;
 use crate::flag::Flag;
 use crate::http::{ApiRequest, ApiResponse, paginate};
 use crate::identity::{Project, UserSummary};
@@ -283,15 +283,7 @@ impl CohortProbe {
     }
 
     pub fn matches(&self, person: &Person, static_ids: &[i64], now: time::Timestamp) -> bool {
-        let distinct_id = person.distinct_ids.first().map_or("", String::as_str);
-        let mut input = EvaluationInput::new(distinct_id, now);
-        input.person_properties = &person.properties;
-        input.flag_keys = Some(&self.key);
-        input.static_cohort_ids = static_ids;
-        self.set
-            .evaluate(&input)
-            .get(&self.key[0])
-            .is_some_and(|e| e.enabled)
+        person.flag_enabled(&self.set, &self.key[0], static_ids, now)
     }
 }
 

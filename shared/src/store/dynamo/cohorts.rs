@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    KeysAndAttributes, Put, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
+    KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
 };
 
 use super::{DynamoStore, Item, db_error, n, padded, s};
@@ -45,21 +45,7 @@ fn member_key(project_id: i64, cohort_id: i64, uuid: &str) -> Item {
 
 impl CohortStore for DynamoStore {
     async fn next_cohort_id(&self) -> Result<i64, ApiError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.tables.cohorts)
-            .key("pk", s("COUNTER"))
-            .key("sk", s("COHORT_ID"))
-            .update_expression("ADD n :one")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(db_error)?;
-        out.attributes
-            .and_then(|a| a.get("n")?.as_n().ok()?.parse().ok())
-            .ok_or_else(|| ApiError::internal("cohort id counter returned nothing"))
+        self.next_counter(&self.tables.cohorts, "COHORT_ID").await
     }
 
     async fn cohort(&self, project_id: i64, id: i64) -> Result<Option<Cohort>, ApiError> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
 
 use super::{DynamoStore, Item, db_error, n, padded, s};
@@ -100,25 +100,7 @@ impl FlagStore for DynamoStore {
     }
 
     async fn next_flag_id(&self) -> Result<i64, ApiError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.tables.flags)
-            .key("pk", s("COUNTER"))
-            .key("sk", s("FLAG_ID"))
-            .update_expression("ADD n :one")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(db_error)?;
-        out.attributes
-            .and_then(|a| {
-                a.get("n")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-            })
-            .ok_or_else(|| ApiError::internal("flag id counter returned nothing"))
+        self.next_counter(&self.tables.flags, "FLAG_ID").await
     }
 
     async fn write_flag(&self, mut write: FlagWrite) -> Result<Flag, WriteError> {

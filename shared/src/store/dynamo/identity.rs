@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -191,19 +191,7 @@ impl IdentityAdmin for DynamoStore {
     }
 
     async fn next_id(&self, sequence: &str) -> Result<i64, ApiError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.tables.identity)
-            .key("pk", s("COUNTER"))
-            .key("sk", s(sequence))
-            .update_expression("ADD n :one")
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(db_error)?;
-        number(&out.attributes.unwrap_or_default(), "n")
+        self.next_counter(&self.tables.identity, sequence).await
     }
 
     /// Project, `TOKEN#` and `SECRET#` items land together. The pointers may only be

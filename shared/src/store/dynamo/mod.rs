@@ -76,7 +76,7 @@ mod usage;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::de::DeserializeOwned;
 
 use super::Tables;
@@ -111,6 +111,14 @@ impl DynamoStore {
         table: &str,
         key: Item,
     ) -> Result<Option<T>, ApiError> {
+        self.get_item(table, key)
+            .await?
+            .map(|item| serde_dynamo::from_item(item).map_err(db_error))
+            .transpose()
+    }
+
+    /// [`DynamoStore::get`] without decoding, for items read attribute by attribute.
+    pub(crate) async fn get_item(&self, table: &str, key: Item) -> Result<Option<Item>, ApiError> {
         let out = self
             .client
             .get_item()
@@ -120,9 +128,27 @@ impl DynamoStore {
             .send()
             .await
             .map_err(db_error)?;
-        out.item
-            .map(|item| serde_dynamo::from_item(item).map_err(db_error))
-            .transpose()
+        Ok(out.item)
+    }
+
+    /// The next value of the atomic counter `COUNTER` / `name` in `table` (1 first): ids that
+    /// are unique and increasing however many writers race.
+    pub(crate) async fn next_counter(&self, table: &str, name: &str) -> Result<i64, ApiError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("pk", s("COUNTER"))
+            .key("sk", s(name))
+            .update_expression("ADD n :one")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(db_error)?;
+        out.attributes
+            .and_then(|a| a.get("n")?.as_n().ok()?.parse().ok())
+            .ok_or_else(|| ApiError::internal(format!("counter {name} returned nothing")))
     }
 
     /// Every item under `pk` whose sort key starts with `prefix`, consistently, all pages.

@@ -126,7 +126,7 @@ impl PersonStore for DynamoStore {
         distinct_id: &str,
     ) -> Result<Option<Person>, ApiError> {
         let Some(link) = self
-            .persons_get_item(&self.tables.persons, distinct_key(project_id, distinct_id))
+            .get_item(&self.tables.persons, distinct_key(project_id, distinct_id))
             .await?
         else {
             return Ok(None);
@@ -134,7 +134,7 @@ impl PersonStore for DynamoStore {
         let Some(person_id) = person_id_of(&link) else {
             return Err(corrupt("person_id"));
         };
-        self.persons_get_item(&self.tables.persons, person_key(project_id, person_id))
+        self.get_item(&self.tables.persons, person_key(project_id, person_id))
             .await?
             .map(|item| person_from(&item))
             .transpose()
@@ -268,19 +268,6 @@ impl PersonStore for DynamoStore {
 }
 
 impl DynamoStore {
-    async fn persons_get_item(&self, table: &str, key: Item) -> Result<Option<Item>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(db_error)?;
-        Ok(out.item)
-    }
-
     /// Every existing item of `keys` (consistent reads), 100 keys a call, a few calls at a
     /// time.
     async fn persons_batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, ApiError> {
