@@ -354,3 +354,47 @@ async fn flags_use_stored_person_properties_and_the_request_wins() {
         "no stored person: request alone"
     );
 }
+
+#[tokio::test]
+async fn a_merged_person_leaves_its_static_cohorts_to_the_person_it_joins() {
+    let env = Env::new().await;
+    env.capture(json!([
+        {"event": "$pageview", "distinct_id": "anon-9"},
+        {"event": "$pageview", "distinct_id": "user-9"},
+    ]))
+    .await;
+    let path = format!("/api/projects/{}/cohorts/", env.world.project.id);
+    let req = ApiRequest::new("POST", &path)
+        .with_header("authorization", &format!("Bearer {}", env.world.key))
+        .with_json(&json!({"name": "Beta testers", "is_static": true, "distinct_ids": ["anon-9"]}));
+    let created = env.send(Group::Cohorts, req).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let cohort_id = created.body.unwrap()["id"].as_i64().unwrap();
+    let flag = env
+        .world
+        .create(
+            json!({"key": "beta-only", "filters": {"groups": [{"properties": [
+            {"key": "id", "type": "cohort", "value": cohort_id, "operator": "in"}
+        ], "rollout_percentage": 100}]}}),
+        )
+        .await;
+    assert_eq!(flag["key"], "beta-only");
+    assert!(!enabled(&env.flags("user-9", json!({})).await, "beta-only"));
+
+    // Both ids have persons, so $identify merges the anonymous one into user-9's.
+    env.capture(json!([
+        {"event": "$identify", "distinct_id": "user-9", "properties": {"$anon_distinct_id": "anon-9"}},
+    ]))
+    .await;
+    let survivor = env.person("user-9").await.unwrap();
+    assert_eq!(
+        env.person("anon-9").await.unwrap()["uuid"],
+        survivor["uuid"]
+    );
+    for id in ["user-9", "anon-9"] {
+        assert!(
+            enabled(&env.flags(id, json!({})).await, "beta-only"),
+            "{id} is in the cohort through the merge"
+        );
+    }
+}

@@ -10,6 +10,7 @@ use super::{Context, Store};
 use crate::capture::Batch;
 use crate::capture::persons::{Fold, PersonUpdate, write_ids};
 use crate::error::ApiError;
+use crate::person::PersonWrite;
 
 /// Rounds of read–fold–write when other captures keep changing the same persons. Past them
 /// the capture answers 503 so the SDK sends the batch again (the rules are idempotent, so
@@ -48,6 +49,12 @@ pub(super) async fn upsert_persons<S: Store>(
         }
         let writes = fold.writes();
         let failed = ctx.store.write_persons(&writes).await?;
+        let landed = writes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !failed.contains(i))
+            .map(|(_, w)| w);
+        carry_static_memberships(ctx, project_id, landed).await?;
         if failed.is_empty() {
             return Ok(());
         }
@@ -69,4 +76,49 @@ pub(super) async fn upsert_persons<S: Store>(
         "person writes kept losing races; asking the SDK to retry"
     );
     Err(ApiError::Bodiless(503))
+}
+
+/// A person merged away by `$identify` or an alias leaves the static cohorts it was in to the
+/// person it was merged into, as PostHog moves cohort rows on merge. Only merges pay for this
+/// (one Query of the project's cohorts, one BatchGetItem); the old membership items stay behind
+/// harmlessly, since nothing reads a deleted person's memberships.
+async fn carry_static_memberships<'a, S: Store>(
+    ctx: &Context<'_, S>,
+    project_id: i64,
+    landed: impl Iterator<Item = &'a PersonWrite>,
+) -> Result<(), ApiError> {
+    let merges: Vec<(&str, &str)> = landed
+        .flat_map(|w| {
+            w.merged
+                .iter()
+                .map(|gone| (gone.uuid.as_str(), w.person.uuid.as_str()))
+        })
+        .collect();
+    if merges.is_empty() {
+        return Ok(());
+    }
+    let statics: Vec<i64> = ctx
+        .store
+        .project_cohorts(project_id)
+        .await?
+        .iter()
+        .filter(|c| c.is_static && !c.deleted)
+        .map(|c| c.id)
+        .collect();
+    if statics.is_empty() {
+        return Ok(());
+    }
+    let gone: Vec<String> = merges.iter().map(|(g, _)| g.to_string()).collect();
+    let held = ctx
+        .store
+        .static_memberships(project_id, &statics, &gone)
+        .await?;
+    for (gone, survivor) in merges {
+        for cohort in held.get(gone).into_iter().flatten() {
+            ctx.store
+                .add_cohort_members(project_id, *cohort, &[survivor.to_string()])
+                .await?;
+        }
+    }
+    Ok(())
 }
