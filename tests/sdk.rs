@@ -6,7 +6,12 @@
 //! it for 200 people remotely (`POST /flags`), with local evaluation (definitions, falling back
 //! to `/flags` when they must), locally only, flag by flag and through the `evaluate_flags`
 //! snapshot API. Every answer must equal the engine's on the same definitions.
+//!
+//! Then cohort targeting (`sdk/cohorts.rs`): property and static cohorts, `in` and `not_in`,
+//! checked against answers computed from the seeded persons.
 
+#[path = "sdk/cohorts.rs"]
+mod cohorts;
 #[path = "sdk/generate.rs"]
 mod generate;
 
@@ -35,6 +40,7 @@ type Answers = BTreeMap<String, BTreeMap<String, (Value, Value)>>;
 async fn python_and_node_sdks_against_the_server() {
     let s = Server::from_env();
     sdks_agree_with_the_engine(&s).await;
+    cohorts::cohort_targeting_with_both_sdks(&s).await;
     sdk_flag_calls_set_last_called_at(&s).await;
     every_sdk_route_over_http(&s).await;
 }

@@ -428,6 +428,13 @@ fn property_filters(
     };
     let mut leaves = 0;
     check_group(&tree, 0, &mut leaves, existing)?;
+    // A lone filter becomes a one-filter AND group: the SDKs read a cohort's definition as a
+    // group only (a bare filter sends every flag using the cohort to the server).
+    let tree = if tree.get("values").is_some() {
+        tree
+    } else {
+        json!({"type": "AND", "values": [tree]})
+    };
     Ok(json!({ "properties": tree }))
 }
 
@@ -485,6 +492,13 @@ fn check_group(
     let values = values
         .as_array()
         .ok_or_else(|| invalid_filters("A property group's \"values\" must be a list."))?;
+    // posthog-python matches an empty OR group (everyone), posthog-node and the server don't:
+    // no answer agrees with both SDKs' local evaluation. An empty AND means everyone to all.
+    if values.is_empty() && obj.get("type").and_then(Value::as_str) == Some("OR") {
+        return Err(invalid_filters(
+            "An \"OR\" property group needs at least one value (an empty \"AND\" group matches everyone).",
+        ));
+    }
     values
         .iter()
         .try_for_each(|v| check_group(v, depth + 1, leaves, existing))
@@ -674,6 +688,30 @@ mod tests {
                 .1
                 .contains("is_static")
         );
+    }
+
+    #[test]
+    fn a_lone_filter_is_stored_as_a_group_and_empty_or_groups_are_refused() {
+        let leaf = json!({"key": "plan", "type": "person", "value": "pro"});
+        let parsed = parse_create(&body(json!({"filters": {"properties": leaf}})), &[]).unwrap();
+        assert_eq!(
+            parsed.filters,
+            json!({"properties": {"type": "AND", "values": [leaf]}})
+        );
+        for tree in [
+            json!({"type": "OR", "values": []}),
+            json!({"type": "AND", "values": [leaf, {"type": "OR", "values": []}]}),
+        ] {
+            let detail = code(parse_create(
+                &body(json!({"filters": {"properties": tree}})),
+                &[],
+            ))
+            .1;
+            assert!(detail.contains("at least one value"), "{detail}");
+        }
+        let everyone = json!({"properties": {"type": "AND", "values": []}});
+        let parsed = parse_create(&body(json!({"filters": everyone})), &[]).unwrap();
+        assert_eq!(parsed.filters, everyone);
     }
 
     #[test]

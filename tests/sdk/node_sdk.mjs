@@ -2,7 +2,9 @@
 //
 // Run by tests/sdk.rs (`make test`): `node node_sdk.mjs SPEC OUT`, resolving posthog-node from
 // the checkout's node_modules. SPEC and OUT as in python_sdk.py: per mode ("remote", "local",
-// "local_only", "single", "evaluate"), per user, per flag key the SDK returned, [value, payload].
+// "local_only", "single", "evaluate"), per user, per flag key the SDK returned, [value, payload];
+// with `stored_person` also "remote_stored", "single_local" and "single_local_only" (undefined
+// recorded as null), as in python_sdk.py.
 //
 // Compression is off: `cargo lambda watch` refuses gzip bodies sent as application/json before
 // they reach the function (it decodes JSON bodies as UTF-8 text); the server itself accepts them.
@@ -57,6 +59,17 @@ async function single(sdk, user, keys) {
   return out
 }
 
+// Every key, null when the SDK would have to ask the server (getFeatureFlag gives undefined).
+async function singleLocalOnly(sdk, user, keys) {
+  const out = {}
+  const options = { ...context(user), onlyEvaluateLocally: true, sendFeatureFlagEvents: false }
+  for (const key of keys) {
+    const value = await sdk.getFeatureFlag(key, user.id, options)
+    out[key] = [value === undefined ? null : value, null]
+  }
+  return out
+}
+
 async function evaluate(sdk, user, keys) {
   const snapshot = await sdk.evaluateFlags(user.id, context(user))
   const out = {}
@@ -85,6 +98,12 @@ async function compareRun(spec) {
     local_only: await byUser(users, (u) => allFlags(local, u, keys, { onlyEvaluateLocally: true })),
     single: await byUser(few, (u) => single(remote, u, keys)),
     evaluate: await byUser(few, (u) => evaluate(local, u, keys)),
+  }
+  if (spec.stored_person) {
+    // No person properties sent: the server's stored ones must decide.
+    out.remote_stored = await byUser(users, (u) => allFlags(remote, { ...u, person: {} }, keys))
+    out.single_local_only = await byUser(users, (u) => singleLocalOnly(local, u, keys))
+    out.single_local = await byUser(few, (u) => single(local, u, keys))
   }
   await remote.shutdown()
   await local.shutdown()

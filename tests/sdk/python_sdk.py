@@ -9,6 +9,11 @@ Modes: "remote" (no secret key: every answer from POST /flags), "local" (secret 
 evaluation, the SDK falling back to /flags when it must), "local_only" (only what the SDK could
 decide locally), "single" (get_feature_flag + get_feature_flag_payload per flag, remote),
 "evaluate" (the new evaluate_flags snapshot API, with local evaluation).
+With "stored_person": true (the cohort scenario, whose persons the server has stored) three more:
+"remote_stored" (remote, no person properties sent: the server's stored ones decide),
+"single_local" ("single" with local evaluation, falling back per flag) and "single_local_only"
+(get_feature_flag per flag with only_evaluate_locally=True, every key recorded, [None, None]
+when the SDK could not decide locally).
 """
 
 import json
@@ -57,6 +62,17 @@ def single(client, user, keys):
     return out
 
 
+def single_local_only(client, user, keys):
+    """Every key, with None when the SDK would have to ask the server."""
+    out = {}
+    for key in keys:
+        value = client.get_feature_flag(
+            key, user["id"], **context(user), only_evaluate_locally=True, send_feature_flag_events=False
+        )
+        out[key] = [value, None]
+    return out
+
+
 def evaluate(client, user, keys):
     snapshot = client.evaluate_flags(user["id"], **context(user))
     out = {}
@@ -91,6 +107,11 @@ def compare_run(spec):
         "single": {u["id"]: single(remote, u, keys) for u in few},
         "evaluate": {u["id"]: evaluate(local, u, keys) for u in few},
     }
+    if spec.get("stored_person"):
+        bare = [{**u, "person": {}} for u in users]
+        out["remote_stored"] = {u["id"]: all_flags(remote, u, keys) for u in bare}
+        out["single_local_only"] = {u["id"]: single_local_only(local, u, keys) for u in users}
+        out["single_local"] = {u["id"]: single(local, u, keys) for u in few}
     remote.shutdown()
     local.shutdown()
     return out
