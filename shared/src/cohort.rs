@@ -151,11 +151,7 @@ impl Cohort {
 /// exist for it. Our cohorts never hold behavioural filters (create refuses them), but the
 /// check follows nested references anyway so a stored oddity can never reach a flag.
 pub fn refs(cohorts: &[Cohort]) -> Vec<CohortRef> {
-    let live: HashMap<i64, &Cohort> = cohorts
-        .iter()
-        .filter(|c| !c.deleted)
-        .map(|c| (c.id, c))
-        .collect();
+    let live = live_by_id(cohorts);
     live.values()
         .map(|c| CohortRef {
             id: c.id,
@@ -262,18 +258,7 @@ pub fn add_cohort_names(filters: &mut Value, names: &HashMap<i64, Option<String>
 /// transitively, as `id → property group`. Static cohorts are left out on purpose: the SDK
 /// then meets an unknown cohort and asks `/flags` (evaluation.md §2.6, §4.2).
 pub fn definitions(flag_filters: &[&Value], cohorts: &[Cohort]) -> Map<String, Value> {
-    let live: HashMap<i64, &Cohort> = cohorts
-        .iter()
-        .filter(|c| !c.deleted)
-        .map(|c| (c.id, c))
-        .collect();
-    let mut wanted = BTreeSet::new();
-    for id in flag_filters.iter().flat_map(|f| flag_cohort_ids(f)) {
-        wanted.extend(reachable(id, &live));
-    }
-    wanted
-        .into_iter()
-        .filter_map(|id| live.get(&id))
+    referenced(flag_filters, cohorts)
         .filter(|c| !c.is_static)
         .map(|c| {
             let group = c.property_group().cloned().unwrap_or_else(|| json!({}));
@@ -285,18 +270,33 @@ pub fn definitions(flag_filters: &[&Value], cohorts: &[Cohort]) -> Map<String, V
 /// Static cohorts a request may need memberships for: those named by live flags, directly or
 /// through property cohorts.
 pub fn referenced_static_ids(flag_filters: &[&Value], cohorts: &[Cohort]) -> Vec<i64> {
-    let live: HashMap<i64, &Cohort> = cohorts
-        .iter()
-        .filter(|c| !c.deleted)
-        .map(|c| (c.id, c))
-        .collect();
+    referenced(flag_filters, cohorts)
+        .filter(|c| c.is_static)
+        .map(|c| c.id)
+        .collect()
+}
+
+/// Live cohorts the flags name, directly or through other cohorts, lowest id first.
+fn referenced<'c>(
+    flag_filters: &[&Value],
+    cohorts: &'c [Cohort],
+) -> impl Iterator<Item = &'c Cohort> {
+    let live = live_by_id(cohorts);
     let mut wanted = BTreeSet::new();
     for id in flag_filters.iter().flat_map(|f| flag_cohort_ids(f)) {
         wanted.extend(reachable(id, &live));
     }
     wanted
         .into_iter()
-        .filter(|id| live.get(id).is_some_and(|c| c.is_static))
+        .filter_map(move |id| live.get(&id).copied())
+}
+
+/// Cohorts that are not deleted, by id.
+fn live_by_id(cohorts: &[Cohort]) -> HashMap<i64, &Cohort> {
+    cohorts
+        .iter()
+        .filter(|c| !c.deleted)
+        .map(|c| (c.id, c))
         .collect()
 }
 
