@@ -82,7 +82,9 @@ pub async fn serve() -> Result<(), lambda_http::Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let store = &store;
         async move {
-            handle_event(store, &event.payload, FillOptions::default())
+            // Boxed: the step's future nests deep enough (store calls inside the engine's
+            // loop) to overflow rustc's layout query depth in the binary's `main`.
+            Box::pin(handle_event(store, &event.payload, FillOptions::default()))
                 .await
                 .map_err(|e| lambda_http::Error::from(format!("cohort fill failed: {e:?}")))?;
             Ok::<Value, lambda_http::Error>(Value::Null)
