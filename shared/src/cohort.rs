@@ -107,15 +107,20 @@ impl Cohort {
         }
     }
 
-    /// PostHog's cohort object (§8).
+    /// PostHog's cohort object (§8). A cohort without filters shows PostHog's rendering of
+    /// its (empty) groups, `{"properties": {}}`, as CohortSerializer does.
     pub fn representation(&self) -> Value {
+        let filters = match &self.filters {
+            Value::Null => json!({"properties": {}}),
+            filters => filters.clone(),
+        };
         json!({
             "id": self.id,
             "name": self.name,
             "description": self.description,
             "groups": self.groups,
             "deleted": self.deleted,
-            "filters": self.filters,
+            "filters": filters,
             "query": null,
             "is_calculating": self.is_calculating,
             "created_by": self.created_by.as_ref().map(UserSummary::to_json),

@@ -124,7 +124,7 @@ async fn create_list_and_retrieve_static_and_property_cohorts() {
     assert_eq!(fixed["is_static"], true);
     assert_eq!(fixed["count"], 2, "ghost has no person and is skipped");
     assert_eq!(fixed["is_calculating"], false);
-    assert_eq!(fixed["filters"], Value::Null);
+    assert_eq!(fixed["filters"], json!({"properties": {}}));
     assert_eq!(fixed["created_by"]["email"], "owner@example.com");
     for field in [
         "id",
