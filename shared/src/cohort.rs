@@ -340,26 +340,8 @@ pub fn parse_create(body: &Map<String, Value>, existing: &[Cohort]) -> ApiResult
     let name = optional_text(body, "name", NAME_MAX_CHARS)?;
     let description =
         optional_text(body, "description", DESCRIPTION_MAX_CHARS)?.unwrap_or_default();
-    let is_static = match body.get("is_static") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError::invalid("is_static", "Must be a valid boolean."));
-        }
-    };
-    let person_ids = id_list(body, "_create_static_person_ids")?;
-    let distinct_ids = id_list(body, "distinct_ids")?;
-    let has_members = !person_ids.is_empty() || !distinct_ids.is_empty();
-    if !is_static && has_members {
-        return Err(ApiError::object(
-            "Members can only be given for static cohorts: set \"is_static\": true, or describe the cohort with \"filters\".",
-        ));
-    }
-    if person_ids.len() + distinct_ids.len() > MAX_STATIC_IDS {
-        return Err(ApiError::object(format!(
-            "A static cohort can be created with at most {MAX_STATIC_IDS} person ids and distinct ids in one request."
-        )));
-    }
+    let is_static = boolean(body, "is_static")?.unwrap_or(false);
+    let (person_ids, distinct_ids) = members(body, is_static)?;
     let groups = body.get("groups").cloned().unwrap_or_else(|| json!([]));
     let filters = if is_static {
         Value::Null
@@ -375,6 +357,34 @@ pub fn parse_create(body: &Map<String, Value>, existing: &[Cohort]) -> ApiResult
         person_ids,
         distinct_ids,
     })
+}
+
+/// PostHog's `_create_static_person_ids` and our `distinct_ids`, refused for property cohorts.
+fn members(body: &Map<String, Value>, is_static: bool) -> ApiResult<(Vec<String>, Vec<String>)> {
+    let person_ids = id_list(body, "_create_static_person_ids")?;
+    let distinct_ids = id_list(body, "distinct_ids")?;
+    let has_members = !person_ids.is_empty() || !distinct_ids.is_empty();
+    if !is_static && has_members {
+        return Err(ApiError::object(
+            "Members can only be given for static cohorts: set \"is_static\": true, or describe the cohort with \"filters\".",
+        ));
+    }
+    if person_ids.len() + distinct_ids.len() > MAX_STATIC_IDS {
+        return Err(ApiError::object(format!(
+            "A static cohort can be given at most {MAX_STATIC_IDS} person ids and distinct ids in one request."
+        )));
+    }
+    Ok((person_ids, distinct_ids))
+}
+
+/// A DRF BooleanField (`true`, `"true"`, `1`, …); absent or null is `None`.
+fn boolean(body: &Map<String, Value>, field: &str) -> ApiResult<Option<bool>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => crate::flag::input::parse_boolean(v)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(field, "Must be a valid boolean.")),
+    }
 }
 
 fn optional_text(body: &Map<String, Value>, field: &str, max: usize) -> ApiResult<Option<String>> {
@@ -597,6 +607,119 @@ fn behavioral() -> ApiError {
 
 fn invalid_filters(detail: impl Into<String>) -> ApiError {
     ApiError::invalid(ATTR_FILTERS, detail)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Update request
+
+/// What `PATCH`/`PUT /cohorts/{id}/` makes of a stored cohort, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CohortUpdate {
+    /// The cohort as it is to be stored (revision still the one read, so the write is
+    /// conditional on it).
+    pub cohort: Cohort,
+    /// Members to add to a static cohort (as on create).
+    pub person_ids: Vec<String>,
+    pub distinct_ids: Vec<String>,
+    /// Whether `/flags` or the definitions can answer differently afterwards (filters or
+    /// `deleted` changed): the write then bumps the definitions version so caches reload.
+    pub changes_evaluation: bool,
+}
+
+impl CohortUpdate {
+    pub fn has_members(&self) -> bool {
+        !self.person_ids.is_empty() || !self.distinct_ids.is_empty()
+    }
+}
+
+/// Applies an update body to `current` as PostHog's `CohortSerializer.update` does: fields
+/// absent from the body keep their value, so PUT and PATCH behave alike (no field of the
+/// serializer is required). `cohorts` are the project's cohorts, `current` among them.
+pub fn apply_update(
+    body: &Map<String, Value>,
+    current: &Cohort,
+    cohorts: &[Cohort],
+) -> ApiResult<CohortUpdate> {
+    let mut cohort = current.clone();
+    if body.contains_key("name") {
+        cohort.name = optional_text(body, "name", NAME_MAX_CHARS)?;
+    }
+    if body.contains_key("description") {
+        cohort.description =
+            optional_text(body, "description", DESCRIPTION_MAX_CHARS)?.unwrap_or_default();
+    }
+    // PostHog would store a flipped `is_static`, leaving a static cohort without filters or a
+    // property cohort without members (its UI never offers the switch); refuse it instead.
+    // The current value is accepted, so a PUT echoing a retrieved cohort works.
+    if let Some(is_static) = boolean(body, "is_static")?
+        && is_static != current.is_static
+    {
+        return Err(ApiError::invalid(
+            "is_static",
+            "A cohort cannot be switched between static and property (dynamic): create a new cohort instead.",
+        ));
+    }
+    if let Some(deleted) = boolean(body, "deleted")? {
+        cohort.deleted = deleted;
+    }
+    let (person_ids, distinct_ids) = members(body, current.is_static)?;
+    // Static cohorts have no filters to change (PostHog skips their validation too). Non-null
+    // `filters` win over `groups`, as in PostHog; legacy `groups` alone rebuild the filters
+    // unless empty (a PUT echoing a cohort made from `filters` sends `groups: []`).
+    let new_filters = body.get("filters").is_some_and(|f| !f.is_null());
+    let new_groups = body
+        .get("groups")
+        .is_some_and(|g| !g.is_null() && g.as_array().is_none_or(|l| !l.is_empty()));
+    if !current.is_static {
+        let groups = match body.get("groups") {
+            Some(g) if !g.is_null() => g.clone(),
+            _ => current.groups.clone(),
+        };
+        if new_filters || new_groups {
+            cohort.filters = property_filters(body, &groups, cohorts)?;
+        }
+        cohort.groups = groups;
+    }
+    if !cohort.is_static && creates_loop(&cohort, cohorts) {
+        return Err(ApiError::object(
+            "Cohorts cannot reference other cohorts in a loop.",
+        ));
+    }
+    let changes_evaluation = cohort.filters != current.filters || cohort.deleted != current.deleted;
+    Ok(CohortUpdate {
+        cohort,
+        person_ids,
+        distinct_ids,
+        changes_evaluation,
+    })
+}
+
+/// Whether `updated` reaches itself through cohort references, with its new filters in place
+/// of the stored ones. Updates are the only way to close a loop (a create can only name
+/// cohorts that exist already), and deleted cohorts count too: restoring one must not close a
+/// loop either. The engine would survive a loop, but PostHog refuses them.
+fn creates_loop(updated: &Cohort, cohorts: &[Cohort]) -> bool {
+    let mut filters: HashMap<i64, &Value> = cohorts.iter().map(|c| (c.id, &c.filters)).collect();
+    filters.insert(updated.id, &updated.filters);
+    let mut seen = BTreeSet::new();
+    let mut todo = cohort_references(&updated.filters);
+    while let Some(id) = todo.pop() {
+        if id == updated.id {
+            return true;
+        }
+        if seen.insert(id)
+            && let Some(f) = filters.get(&id)
+        {
+            todo.extend(cohort_references(f));
+        }
+    }
+    false
+}
+
+/// Whether a flag with these filters uses cohort `id`, directly or through the live cohorts
+/// it names (PostHog's `FeatureFlag.get_cohort_ids`, which includes dependencies).
+pub fn flag_uses(flag_filters: &Value, id: i64, cohorts: &[Cohort]) -> bool {
+    referenced(&[flag_filters], cohorts).any(|c| c.id == id)
 }
 
 /// `Users with feature flag <key> enabled at <YYYY-MM-DD HH:MM:SS>` (UTC), PostHog's name.

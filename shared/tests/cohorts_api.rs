@@ -8,7 +8,7 @@ use shared::api::Group;
 use shared::api::cohort_jobs::{self, FillOptions, Step};
 use shared::http::{ApiRequest, ApiResponse};
 use shared::person::{ClaimedDistinctId, Person, PersonWrite};
-use shared::store::{CohortStore, PersonStore};
+use shared::store::{CohortStore, DefinitionsStore, PersonStore};
 
 use common::{Response, World, assert_error};
 
@@ -557,4 +557,388 @@ async fn flags_that_cannot_be_filled_from_give_an_empty_cohort() {
     .with_header("authorization", &format!("Bearer {reader}"))
     .with_json(&json!({}));
     assert_eq!(w.send(req).await.status, 403);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Update and soft delete
+
+async fn patch(w: &World, id: &Value, body: Value) -> Response {
+    cohorts(w, "PATCH", &format!("{id}/"), Some(body)).await
+}
+
+async fn version(w: &World) -> i64 {
+    w.store.definitions_version(w.project.id).await.unwrap()
+}
+
+fn listed_ids(list: &Response) -> Vec<i64> {
+    list.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn patch_and_put_update_what_they_name_and_keep_the_rest() {
+    let w = World::new().await;
+    let pro = create_cohort(
+        &w,
+        json!({"name": "Pro", "description": "d", "filters": plan_filters("pro")}),
+    )
+    .await;
+    let before = version(&w).await;
+    let r = patch(&w, &pro["id"], json!({"name": "Pro users"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["name"], "Pro users");
+    assert_eq!(r.body["description"], "d");
+    assert_eq!(r.body["filters"], plan_filters("pro"));
+    assert_eq!(r.body["created_at"], pro["created_at"]);
+    assert_eq!(
+        version(&w).await,
+        before,
+        "a rename changes no evaluation, so SDK caches stay"
+    );
+    let got = cohorts(&w, "GET", &format!("{}/", pro["id"]), None).await;
+    assert_eq!(got.body, r.body);
+
+    // PUT echoing the retrieved cohort (with `groups: []`, `is_static: false`) is fine, and
+    // keeps the filters; without the trailing slash too.
+    let mut echoed = got.body.clone();
+    echoed["description"] = json!("longer");
+    let r = cohorts(&w, "PUT", &pro["id"].to_string(), Some(echoed)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["description"], "longer");
+    assert_eq!(r.body["name"], "Pro users");
+    assert_eq!(r.body["filters"], plan_filters("pro"));
+    let r = cohorts(
+        &w,
+        "PUT",
+        &format!("{}/", pro["id"]),
+        Some(json!({"name": null})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["name"], Value::Null);
+    assert_eq!(r.body["description"], "longer");
+
+    assert_error(
+        &patch(&w, &pro["id"], json!({"is_static": true})).await,
+        400,
+        "invalid_input",
+        "A cohort cannot be switched between static and property (dynamic): create a new cohort instead.",
+        Some("is_static"),
+    );
+    assert_eq!(
+        patch(&w, &json!(999_999), json!({"name": "x"}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        cohorts(&w, "PATCH", "abc/", Some(json!({}))).await.status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn changing_filters_moves_flags_and_definitions() {
+    let w = World::new().await;
+    seed_persons(
+        &w,
+        &[
+            ("alice", json!({"plan": "pro"})),
+            ("bob", json!({"plan": "free"})),
+        ],
+    )
+    .await;
+    let cohort = create_cohort(&w, json!({"name": "Plan", "filters": plan_filters("pro")})).await;
+    let id = cohort["id"].as_i64().unwrap();
+    w.create(json!({"key": "by-plan", "filters": cohort_filter(id, "in")}))
+        .await;
+    assert!(enabled(&flags_for(&w, "alice").await, "by-plan"));
+    assert!(!enabled(&flags_for(&w, "bob").await, "by-plan"));
+
+    let before = version(&w).await;
+    let r = patch(&w, &cohort["id"], json!({"filters": plan_filters("free")})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["filters"], plan_filters("free"));
+    assert!(
+        version(&w).await > before,
+        "new filters bump the definitions"
+    );
+    let defs = definitions(&w).await;
+    assert_eq!(
+        defs["cohorts"][id.to_string()],
+        plan_filters("free")["properties"]
+    );
+    assert!(!enabled(&flags_for(&w, "alice").await, "by-plan"));
+    assert!(enabled(&flags_for(&w, "bob").await, "by-plan"));
+
+    // Legacy `groups` alone rebuild the filters, as on create.
+    let r = patch(
+        &w,
+        &cohort["id"],
+        json!({"groups": [{"properties": [{"key": "plan", "type": "person", "operator": "exact", "value": ["pro"]}]}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["filters"], plan_filters("pro"));
+    assert!(enabled(&flags_for(&w, "alice").await, "by-plan"));
+    // An empty `groups` list alone keeps them.
+    let r = patch(&w, &cohort["id"], json!({"groups": []})).await;
+    assert_eq!(r.body["filters"], plan_filters("pro"));
+}
+
+#[tokio::test]
+async fn soft_delete_is_refused_while_active_flags_use_the_cohort_and_restore_undoes_it() {
+    let w = World::new().await;
+    seed_persons(&w, &[("alice", json!({"plan": "pro"}))]).await;
+    let inner = create_cohort(&w, json!({"name": "Inner", "filters": plan_filters("pro")})).await;
+    let outer = create_cohort(
+        &w,
+        json!({"name": "Outer", "filters": {"properties": {"type": "AND", "values": [
+            {"key": "id", "type": "cohort", "value": inner["id"], "operator": "in"}]}}}),
+    )
+    .await;
+    let flag = w
+        .create(json!({"key": "gate", "name": "Gate", "filters": cohort_filter(outer["id"].as_i64().unwrap(), "in")}))
+        .await;
+    assert!(enabled(&flags_for(&w, "alice").await, "gate"));
+    // PostHog's guard follows the flag's cohorts into their dependencies.
+    for id in [&inner["id"], &outer["id"]] {
+        assert_error(
+            &patch(&w, id, json!({"deleted": true})).await,
+            400,
+            "invalid_input",
+            "This cohort is used in 1 active feature flag(s): Gate. Please remove the cohort from these feature flags before deleting it.",
+            None,
+        );
+    }
+    // Inactive flags don't hold a cohort back.
+    let r = w
+        .call(
+            "PATCH",
+            &format!("{}/", flag["id"]),
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let before = version(&w).await;
+    let r = patch(&w, &outer["id"], json!({"deleted": true})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["deleted"], true);
+    assert!(version(&w).await > before, "a delete bumps the definitions");
+    let list = cohorts(&w, "GET", "", None).await;
+    assert_eq!(list.body["count"], 1, "the list hides deleted cohorts");
+    assert_eq!(listed_ids(&list), vec![inner["id"].as_i64().unwrap()]);
+    let got = cohorts(&w, "GET", &format!("{}/", outer["id"]), None).await;
+    assert_eq!(
+        got.status, 200,
+        "retrieve still finds it, as PostHog's does"
+    );
+    assert_eq!(got.body["deleted"], true);
+
+    // A flag turned back on over a deleted cohort: never a 500, it just doesn't match, and
+    // the definitions leave the cohort out.
+    let r = w
+        .call(
+            "PATCH",
+            &format!("{}/", flag["id"]),
+            Some(json!({"active": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!enabled(&flags_for(&w, "alice").await, "gate"));
+    let defs = definitions(&w).await;
+    assert!(
+        defs["cohorts"].get(outer["id"].to_string()).is_none(),
+        "{defs}"
+    );
+
+    let r = patch(&w, &outer["id"], json!({"deleted": false})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["deleted"], false);
+    assert_eq!(cohorts(&w, "GET", "", None).await.body["count"], 2);
+    assert!(enabled(&flags_for(&w, "alice").await, "gate"));
+    assert!(
+        definitions(&w).await["cohorts"]
+            .get(outer["id"].to_string())
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn delete_is_405_with_an_empty_body_and_patch_needs_cohort_write() {
+    let w = World::new().await;
+    let fixed = create_cohort(&w, json!({"name": "Fixed", "is_static": true})).await;
+    for rest in [
+        format!("{}/", fixed["id"]),
+        fixed["id"].to_string(),
+        "999999/".into(),
+    ] {
+        let r = cohorts(&w, "DELETE", &rest, None).await;
+        assert_eq!(r.status, 405);
+        assert_eq!(
+            r.body,
+            Value::Null,
+            "PostHog's ForbidDestroyModel has no body"
+        );
+    }
+    let got = cohorts(&w, "GET", &format!("{}/", fixed["id"]), None).await;
+    assert_eq!(got.body["deleted"], false);
+
+    let reader = w.add_key(w.user.id, &["cohort:read"], None).await;
+    let path = format!("/api/projects/{}/cohorts/{}/", w.project.id, fixed["id"]);
+    for method in ["PATCH", "PUT", "DELETE"] {
+        let req = ApiRequest::new(method, &path)
+            .with_header("authorization", &format!("Bearer {reader}"))
+            .with_json(&json!({"name": "no"}));
+        assert_error(
+            &parsed(w.send_to(Group::Cohorts, req).await),
+            403,
+            "permission_denied",
+            "API key missing required scope 'cohort:write'",
+            None,
+        );
+    }
+    let writer = w.add_key(w.user.id, &["cohort:write"], None).await;
+    let req = ApiRequest::new("PATCH", &path)
+        .with_header("authorization", &format!("Bearer {writer}"))
+        .with_json(&json!({"name": "yes"}));
+    let r = parsed(w.send_to(Group::Cohorts, req).await);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["name"], "yes");
+}
+
+#[tokio::test]
+async fn invalid_updates_are_400s_and_change_nothing() {
+    let w = World::new().await;
+    let a = create_cohort(&w, json!({"name": "A", "filters": plan_filters("pro")})).await;
+    let refs = |id: &Value| {
+        json!({"filters": {"properties": {"type": "AND", "values": [
+            {"key": "id", "type": "cohort", "value": id, "operator": "in"}]}}})
+    };
+    let b = create_cohort(&w, refs(&a["id"])).await;
+    assert_error(
+        &patch(
+            &w,
+            &a["id"],
+            json!({"filters": {"properties": {"type": "AND", "values": [
+                {"key": "plan", "type": "person", "operator": "bogus", "value": "x"}]}}}),
+        )
+        .await,
+        400,
+        "invalid_input",
+        "Unknown operator \"bogus\" on property \"plan\".",
+        Some("filters"),
+    );
+    let r = patch(
+        &w,
+        &a["id"],
+        json!({"filters": {"properties": {"type": "OR", "values": [
+            {"key": "$pageview", "type": "behavioral", "value": "performed_event"}]}}}),
+    )
+    .await;
+    assert_eq!(r.body["code"], "behavioral_cohort_found");
+    assert_eq!(
+        patch(&w, &a["id"], refs(&json!(424242))).await.body["code"],
+        "cohort_does_not_exist"
+    );
+    for (id, target) in [(&a["id"], &b["id"]), (&a["id"], &a["id"])] {
+        assert_error(
+            &patch(&w, id, refs(target)).await,
+            400,
+            "invalid_input",
+            "Cohorts cannot reference other cohorts in a loop.",
+            None,
+        );
+    }
+    assert_eq!(
+        patch(&w, &a["id"], json!({"name": "x".repeat(401)}))
+            .await
+            .body["code"],
+        "max_length"
+    );
+    assert_eq!(
+        patch(&w, &a["id"], json!({"deleted": "maybe"})).await.body["attr"],
+        "deleted"
+    );
+    assert_eq!(
+        patch(&w, &a["id"], json!({"filters": {"nope": 1}}))
+            .await
+            .body["attr"],
+        "filters"
+    );
+    let r = patch(&w, &a["id"], json!({"distinct_ids": ["x"]})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body["detail"].as_str().unwrap().contains("is_static"));
+    let got = cohorts(&w, "GET", &format!("{}/", a["id"]), None).await;
+    assert_eq!(got.body, a, "nothing was written");
+    // A deleted cohort can't be referenced, as on create.
+    let c = create_cohort(&w, json!({"name": "C", "filters": plan_filters("x")})).await;
+    assert_eq!(
+        patch(&w, &c["id"], json!({"deleted": true})).await.status,
+        200
+    );
+    assert_eq!(
+        patch(&w, &a["id"], refs(&c["id"])).await.body["code"],
+        "cohort_does_not_exist"
+    );
+}
+
+#[tokio::test]
+async fn static_cohorts_take_more_members_and_ignore_filters() {
+    let w = World::new().await;
+    seed_persons(
+        &w,
+        &[
+            ("alice", json!({})),
+            ("bob", json!({})),
+            ("carol", json!({})),
+        ],
+    )
+    .await;
+    let fixed = create_cohort(&w, json!({"is_static": true, "distinct_ids": ["alice"]})).await;
+    assert_eq!(fixed["count"], 1);
+    let r = patch(
+        &w,
+        &fixed["id"],
+        json!({"distinct_ids": ["alice", "bob", "ghost"], "filters": plan_filters("pro"), "is_static": true}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["count"], 2,
+        "alice was a member already, ghost has no person"
+    );
+    assert_eq!(r.body["filters"], json!({"properties": {}}));
+    let members = cohorts(&w, "GET", &format!("{}/persons/", fixed["id"]), None).await;
+    assert_eq!(members.body["results"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_updates_lose_nothing() {
+    let w = World::new().await;
+    let names: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
+    let people: Vec<(&str, Value)> = names.iter().map(|n| (n.as_str(), json!({}))).collect();
+    seed_persons(&w, &people).await;
+    let fixed = create_cohort(&w, json!({"is_static": true})).await;
+    let mut calls = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        // Each request changes a field of its own, so a lost update shows.
+        let body = match i {
+            0 => json!({"name": "named", "distinct_ids": [name]}),
+            1 => json!({"description": "described", "distinct_ids": [name]}),
+            _ => json!({"distinct_ids": [name]}),
+        };
+        calls.push(patch(&w, &fixed["id"], body));
+    }
+    for r in futures::future::join_all(calls).await {
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let got = cohorts(&w, "GET", &format!("{}/", fixed["id"]), None).await;
+    assert_eq!(got.body["name"], "named");
+    assert_eq!(got.body["description"], "described");
+    assert_eq!(got.body["count"], 8, "every request's members are counted");
 }

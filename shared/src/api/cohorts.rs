@@ -1,5 +1,7 @@
 //! `/api/projects/{project_id}/cohorts/…`: list, create (static and property cohorts),
-//! retrieve, and the persons of a cohort (management-api.md §8, PostHog's CohortViewSet).
+//! retrieve, update (PATCH/PUT, soft delete with `{"deleted": true}`), and the persons of a
+//! cohort (management-api.md §8, PostHog's CohortViewSet). DELETE is PostHog's
+//! `ForbidDestroyModel`: 405 with an empty body.
 //!
 //! Create body (PostHog's CohortSerializer fields): `name`, `description`, `is_static`,
 //! `filters` (`{"properties": <property group>}`) or legacy `groups`, and for static cohorts
@@ -16,6 +18,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value, json};
 
+use super::feature_flags::backoff;
 use super::{Authorized, Context, authorize, cohort_jobs, project_route};
 use crate::auth::{Accepts, Caller};
 use crate::cohort::{self, Cohort};
@@ -25,7 +28,7 @@ use crate::flag::Flag;
 use crate::http::{ApiRequest, ApiResponse, paginate};
 use crate::identity::{Project, UserSummary};
 use crate::person::Person;
-use crate::store::{CohortStore, IdentityStore, PersonStore};
+use crate::store::{FlagStore, IdentityStore, PersonStore};
 use crate::time;
 
 /// Default and largest `limit` of the persons listing.
@@ -33,8 +36,10 @@ const DEFAULT_PERSONS_LIMIT: usize = 100;
 const MAX_PERSONS_LIMIT: usize = 1000;
 /// Persons a property cohort's page evaluates at most (a handful of Queries).
 pub const MAX_SCANNED: usize = 5000;
+/// Optimistic write attempts of an update before answering 409 (as flag updates do).
+const MAX_WRITE_ATTEMPTS: u32 = 40;
 
-pub async fn handle<S: CohortStore + PersonStore + IdentityStore>(
+pub async fn handle<S: FlagStore + PersonStore + IdentityStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResponse {
@@ -44,7 +49,7 @@ pub async fn handle<S: CohortStore + PersonStore + IdentityStore>(
     }
 }
 
-async fn route<S: CohortStore + PersonStore + IdentityStore>(
+async fn route<S: FlagStore + PersonStore + IdentityStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
@@ -78,6 +83,11 @@ async fn route<S: CohortStore + PersonStore + IdentityStore>(
         ("GET", []) => endpoint.list(req).await,
         ("POST", []) => endpoint.create(&body?).await,
         ("GET", [id]) => endpoint.retrieve(id).await,
+        // DRF's PUT is not partial, but no field of CohortSerializer is required, so PUT and
+        // PATCH both keep what the body leaves out.
+        ("PATCH" | "PUT", [id]) => endpoint.update(id, &body?).await,
+        // PostHog's ForbidDestroyModel answers before looking the cohort up: 405, no body.
+        ("DELETE", [_]) => Err(ApiError::Bodiless(405)),
         ("GET", [id, "persons"]) => endpoint.persons(req, id).await,
         (method, _) => Err(ApiError::MethodNotAllowed(method.to_string())),
     }
@@ -89,7 +99,7 @@ struct CohortsEndpoint<'a, S> {
     project: &'a Project,
 }
 
-impl<S: CohortStore + PersonStore + IdentityStore> CohortsEndpoint<'_, S> {
+impl<S: FlagStore + PersonStore + IdentityStore> CohortsEndpoint<'_, S> {
     /// Non-deleted cohorts, newest first (PostHog orders by `-created_at`).
     async fn list(&self, req: &ApiRequest) -> ApiResult<ApiResponse> {
         let mut cohorts: Vec<Cohort> = self
@@ -134,7 +144,9 @@ impl<S: CohortStore + PersonStore + IdentityStore> CohortsEndpoint<'_, S> {
         cohort.is_static = request.is_static;
         if request.is_static {
             // Members first: if the cohort write then fails, the orphans are invisible.
-            let members = self.resolve_members(&request).await?;
+            let members = self
+                .resolve_members(&request.person_ids, &request.distinct_ids)
+                .await?;
             self.ctx
                 .store
                 .add_cohort_members(self.project.id, id, &members)
@@ -152,22 +164,113 @@ impl<S: CohortStore + PersonStore + IdentityStore> CohortsEndpoint<'_, S> {
     }
 
     /// Person uuids of the persons named by uuid or distinct id that exist, once each.
-    async fn resolve_members(&self, request: &cohort::NewCohort) -> ApiResult<Vec<String>> {
+    async fn resolve_members(
+        &self,
+        person_ids: &[String],
+        distinct_ids: &[String],
+    ) -> ApiResult<Vec<String>> {
         let store = self.ctx.store;
         let mut uuids = BTreeSet::new();
-        if !request.person_ids.is_empty() {
-            let found = store
-                .persons_by_ids(self.project.id, &request.person_ids)
-                .await?;
+        if !person_ids.is_empty() {
+            let found = store.persons_by_ids(self.project.id, person_ids).await?;
             uuids.extend(found.into_iter().map(|p| p.uuid));
         }
-        if !request.distinct_ids.is_empty() {
+        if !distinct_ids.is_empty() {
             let found = store
-                .persons_by_distinct_ids(self.project.id, &request.distinct_ids)
+                .persons_by_distinct_ids(self.project.id, distinct_ids)
                 .await?;
             uuids.extend(found.into_values().map(|p| p.uuid));
         }
         Ok(uuids.into_iter().collect())
+    }
+
+    /// PATCH/PUT: PostHog's `CohortSerializer.update`, written conditionally on the revision
+    /// read and retried on a lost race (re-reading and re-validating), so concurrent updates
+    /// never lose one another's fields.
+    async fn update(&self, id: &str, body: &Map<String, Value>) -> ApiResult<ApiResponse> {
+        let id: i64 = id.trim().parse().map_err(|_| ApiError::not_found())?;
+        let store = self.ctx.store;
+        // Members are added once, before the first write; retries only redo the count.
+        let mut added: Option<i64> = None;
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let cohorts = store.project_cohorts(self.project.id).await?;
+            let current = cohorts
+                .iter()
+                .find(|c| c.id == id)
+                .ok_or_else(ApiError::not_found)?;
+            let mut update = cohort::apply_update(body, current, &cohorts)?;
+            if update.cohort.deleted && !current.deleted {
+                self.check_unused(current, &cohorts).await?;
+            }
+            if update.has_members() {
+                let new = match added {
+                    Some(new) => new,
+                    None => {
+                        let new = self.add_members(current, &update).await?;
+                        added = Some(new);
+                        new
+                    }
+                };
+                update.cohort.count = Some(current.count.unwrap_or(0) + new);
+                update.cohort.last_calculation = Some(self.ctx.now);
+            }
+            match store
+                .write_cohort(&update.cohort, update.changes_evaluation)
+                .await?
+            {
+                Some(stored) => return Ok(ApiResponse::ok(stored.representation())),
+                None => backoff(attempt).await,
+            }
+        }
+        Err(ApiError::Conflict(
+            "The cohort is being changed by many requests at once. Please retry.".into(),
+        ))
+    }
+
+    /// PostHog refuses to delete a cohort that active, non-deleted flags use, directly or
+    /// through other cohorts (inactive flags don't block it).
+    async fn check_unused(&self, cohort: &Cohort, cohorts: &[Cohort]) -> ApiResult<()> {
+        let flags = self.ctx.store.project_flags(self.project.id).await?;
+        let names: Vec<&str> = flags
+            .iter()
+            .filter(|f| f.active && !f.deleted && cohort::flag_uses(&f.filters, cohort.id, cohorts))
+            .map(|f| {
+                if f.name.is_empty() {
+                    f.key.as_str()
+                } else {
+                    f.name.as_str()
+                }
+            })
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::object(format!(
+            "This cohort is used in {} active feature flag(s): {}. Please remove the cohort from these feature flags before deleting it.",
+            names.len(),
+            names.join(", ")
+        )))
+    }
+
+    /// Adds a static cohort's new members; returns how many were not members yet, for `count`.
+    async fn add_members(&self, cohort: &Cohort, update: &cohort::CohortUpdate) -> ApiResult<i64> {
+        // A fill's last step sets `count` from its own tally, which would drop these.
+        if cohort.is_calculating {
+            return Err(ApiError::object(
+                "This cohort is still being calculated; add members once it is done.",
+            ));
+        }
+        let store = self.ctx.store;
+        let uuids = self
+            .resolve_members(&update.person_ids, &update.distinct_ids)
+            .await?;
+        let held = store
+            .static_memberships(self.project.id, &[cohort.id], &uuids)
+            .await?;
+        store
+            .add_cohort_members(self.project.id, cohort.id, &uuids)
+            .await?;
+        Ok(uuids.iter().filter(|u| !held.contains_key(*u)).count() as i64)
     }
 
     async fn persons(&self, req: &ApiRequest, id: &str) -> ApiResult<ApiResponse> {

@@ -704,7 +704,7 @@ fn busy() -> ApiError {
 }
 
 /// Jittered so retrying writers spread out instead of colliding again.
-async fn backoff(attempt: u32) {
+pub(super) async fn backoff(attempt: u32) {
     let base = 5 + 5 * u64::from(attempt.min(10));
     let jitter = rand::random_range(0..base);
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
