@@ -8,7 +8,6 @@
 
 use crate::python;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
@@ -153,7 +152,7 @@ fn as_dict(filters: &Value) -> ApiResult<&Map<String, Value>> {
             "not_a_dict",
             format!(
                 "Expected a dictionary of items but got type \"{}\".",
-                py_type(other)
+                python::type_name(other)
             ),
         )),
     }
@@ -394,7 +393,7 @@ fn check_property_value(p: &Property, ctx: &FilterContext) -> ApiResult<()> {
     {
         return Err(invalid(format!(
             "Property group expressions of type {} cannot contain more than {MAX_PROPERTY_VALUES} values.",
-            py_str(p.key)
+            python::str(p.key)
         )));
     }
     if p.kind == "cohort" {
@@ -403,7 +402,7 @@ fn check_property_value(p: &Property, ctx: &FilterContext) -> ApiResult<()> {
     if matches!(p.operator, Some("is_date_before" | "is_date_after")) && !is_valid_date(p.value) {
         return Err(coded(
             "invalid_date",
-            format!("Invalid date value: {}", py_str(p.value)),
+            format!("Invalid date value: {}", python::str(p.value)),
         ));
     }
     if let Some(op) = p.operator.filter(|op| STRING_OPERATORS.contains(op))
@@ -411,7 +410,7 @@ fn check_property_value(p: &Property, ctx: &FilterContext) -> ApiResult<()> {
     {
         return Err(coded(
             "invalid_value",
-            format!("Invalid value for operator {op}: {}", py_str(p.value)),
+            format!("Invalid value for operator {op}: {}", python::str(p.value)),
         ));
     }
     if let Some(op) = p.operator.filter(|op| matches!(*op, "in" | "not_in"))
@@ -433,7 +432,7 @@ fn check_cohort(value: &Value, cohorts: &[CohortRef]) -> ApiResult<()> {
     match cohort {
         None => Err(coded(
             "cohort_does_not_exist",
-            format!("Cohort with id {} does not exist", py_str(value)),
+            format!("Cohort with id {} does not exist", python::str(value)),
         )),
         Some(c) if c.has_behavioral_filters => Err(coded(
             "behavioral_cohort_found",
@@ -460,7 +459,7 @@ fn normalised_payloads(map: &Map<String, Value>) -> ApiResult<Option<Map<String,
                 Ok(_) => s.clone(),
                 Err(_) => return Err(invalid("Payload value is not valid JSON")),
             },
-            other => py_json_dumps(other),
+            other => python::json_dumps(other),
         };
         out.insert(key.clone(), Value::String(text));
     }
@@ -604,7 +603,7 @@ fn is_percentage_or_null(value: &Value) -> bool {
 
 /// A relative date (`-30d`, `12h`, `2w`, `6m`, `1y`) or an absolute date/datetime.
 fn is_valid_date(value: &Value) -> bool {
-    let text = py_str(value);
+    let text = python::str(value);
     is_relative_date(&text) || is_absolute_date(text.trim())
 }
 
@@ -717,7 +716,7 @@ fn referenced_flag<'f>(key: &Value, flags: &'f [Flag]) -> ApiResult<&'f Flag> {
     let id = integer(key).ok_or_else(|| {
         invalid(format!(
             "Flag dependencies must reference flag IDs (integers), not flag keys. Invalid reference: '{}'",
-            py_str(key)
+            python::str(key)
         ))
     })?;
     let flag = flags
@@ -908,7 +907,7 @@ pub fn check_evaluable(filters: &Value) -> ApiResult<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Python spellings: messages quote values the way PostHog's f-strings print them.
+// Python semantics (messages quote values with `python::str`, as PostHog's f-strings do).
 
 /// A number as Python compares it (`True == 1`); anything else never equals an index.
 fn py_number(value: &Value) -> Option<f64> {
@@ -917,170 +916,6 @@ fn py_number(value: &Value) -> Option<f64> {
         Value::Bool(b) => Some(f64::from(u8::from(*b))),
         _ => None,
     }
-}
-
-fn py_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
-}
-
-/// Python's `str(value)`: strings bare, everything else as its repr.
-fn py_str(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => py_repr(other),
-    }
-}
-
-fn py_repr(value: &Value) -> String {
-    let mut out = String::new();
-    write_repr(&mut out, value);
-    out
-}
-
-fn write_repr(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("None"),
-        Value::Bool(true) => out.push_str("True"),
-        Value::Bool(false) => out.push_str("False"),
-        Value::Number(n) => out.push_str(&py_number_text(n)),
-        Value::String(s) => write_str_repr(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_repr(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_str_repr(out, k);
-                out.push_str(": ");
-                write_repr(out, v);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// Python picks double quotes only for strings holding a single quote and no double quote.
-fn write_str_repr(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c < ' ' || ('\u{7f}'..='\u{9f}').contains(&c) => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-}
-
-/// Integers as digits; floats like Python's `repr(float)` (`1.0`, `1e+16`, `1e-05`).
-fn py_number_text(n: &serde_json::Number) -> String {
-    if n.is_i64() || n.is_u64() {
-        return n.to_string();
-    }
-    let text = format!("{:?}", n.as_f64().unwrap_or(f64::NAN));
-    match text.split_once('e') {
-        Some((mantissa, exp)) => {
-            let (sign, digits) = match exp.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', exp),
-            };
-            format!("{mantissa}e{sign}{digits:0>2}")
-        }
-        None => text,
-    }
-}
-
-/// Python's `json.dumps(value)`: `", "` and `": "` separators, non-ASCII escaped.
-fn py_json_dumps(value: &Value) -> String {
-    let mut out = String::new();
-    write_json(&mut out, value);
-    out
-}
-
-fn write_json(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&py_number_text(n)),
-        Value::String(s) => write_json_str(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_json(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_json_str(out, k);
-                out.push_str(": ");
-                write_json(out, v);
-            }
-            out.push('}');
-        }
-    }
-}
-
-fn write_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if c.is_ascii() && c >= ' ' => out.push(c),
-            c => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
@@ -2174,26 +2009,5 @@ mod tests {
             let _ = check_evaluable(&filters);
             let _ = find_cycle(None, "x", &filters, &flags);
         }
-    }
-
-    // -- Python spellings --------------------------------------------------------------------------
-
-    #[test]
-    fn python_repr_of_values() {
-        for (value, text) in [
-            (json!("it's"), "\"it's\""),
-            (json!("a\"b"), "'a\"b'"),
-            (json!("x'y\"z"), "'x\\'y\"z'"),
-            (json!("tab\there\\"), "'tab\\there\\\\'"),
-            (json!("\u{1}"), "'\\x01'"),
-            (json!(1e16), "1e+16"),
-            (json!(1e-5), "1e-05"),
-            (json!(0.1), "0.1"),
-            (json!(2.0), "2.0"),
-            (json!({"a": [true, null]}), "{'a': [True, None]}"),
-        ] {
-            assert_eq!(py_repr(&value), text);
-        }
-        assert_eq!(py_str(&json!("bare")), "bare");
     }
 }
