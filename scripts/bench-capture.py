@@ -27,22 +27,8 @@ import sys
 import time
 import urllib.parse
 
-from benchlib import ROOT, run_json, summary
+from benchlib import ROOT, flagsctl_with, server_env, summary
 
-
-def read_env_file(path):
-    """KEY=VALUE lines (optionally quoted), as cargo lambda reads them."""
-    env = {}
-    if not os.path.exists(path):
-        return env
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            key, value = line.split("=", 1)
-            env[key.strip()] = value.strip().strip('"').strip("'")
-    return env
 
 
 def event(distinct_id, i, run):
@@ -67,12 +53,8 @@ def main():
     parser.add_argument("--env-file", default=os.path.join(ROOT, ".env.local"))
     args = parser.parse_args()
 
-    env = dict(os.environ)
-    env.pop("FLAGSCTL_AWS", None)
-    env.update(read_env_file(args.env_file))
-
-    def flagsctl(*cli):
-        return run_json(["cargo", "run", "-q", "-p", "flagsctl", "--", *cli], env)
+    env = server_env(args.env_file)
+    flagsctl = flagsctl_with(env)
 
     with open(args.credentials) as f:
         api_url = json.load(f)["api_url"]

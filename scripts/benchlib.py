@@ -15,7 +15,36 @@ def run_json(cmd, env=None):
 
 
 def flagsctl(*args):
-    return run_json(["cargo", "run", "-q", "-p", "flagsctl", "--", *args])
+    return flagsctl_with(None)(*args)
+
+
+def read_env_file(path):
+    """KEY=VALUE lines (optionally quoted), as cargo lambda reads them."""
+    env = {}
+    if not os.path.exists(path):
+        return env
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, value = line.split("=", 1)
+            env[key.strip()] = value.strip().strip('"').strip("'")
+    return env
+
+
+def server_env(env_file):
+    """This environment with the server's own DynamoDB settings (its env file) and without
+    FLAGSCTL_AWS, so what a benchmark seeds lands where the server reads, never in AWS."""
+    env = dict(os.environ)
+    env.pop("FLAGSCTL_AWS", None)
+    env.update(read_env_file(env_file))
+    return env
+
+
+def flagsctl_with(env):
+    """flagsctl bound to `env` (see server_env)."""
+    return lambda *args: run_json(["cargo", "run", "-q", "-p", "flagsctl", "--", *args], env)
 
 
 def percentile(values, p):
