@@ -6,10 +6,10 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
+    KeysAndAttributes, Put, PutRequest, TransactWriteItem, WriteRequest,
 };
 
-use super::{DynamoStore, Item, db_error, n, padded, s};
+use super::{DynamoStore, Item, db_error, n, padded, project_pk, s};
 use crate::cohort::Cohort;
 use crate::error::ApiError;
 use crate::store::{CohortStore, WriteError};
@@ -20,10 +20,6 @@ const GET_BATCH: usize = 100;
 /// Rounds of retrying unprocessed items (throttling) before giving up with an error; the
 /// caller (the fill worker, a create) is idempotent and may simply run again.
 const MAX_UNPROCESSED_ROUNDS: u32 = 8;
-
-fn project_pk(project_id: i64) -> String {
-    format!("PROJECT#{project_id}")
-}
 
 fn cohort_key(project_id: i64, id: i64) -> Item {
     HashMap::from([
@@ -178,17 +174,9 @@ impl CohortStore for DynamoStore {
 impl DynamoStore {
     /// The cohort and the project's definitions version, in one transaction.
     async fn put_with_bump(&self, put: Put, project_id: i64) -> Result<bool, ApiError> {
-        let bump = Update::builder()
-            .table_name(&self.tables.flags)
-            .key("pk", s(project_pk(project_id)))
-            .key("sk", s("DEFINITIONS"))
-            .update_expression("ADD version :one")
-            .expression_attribute_values(":one", n(1))
-            .build()
-            .map_err(db_error)?;
         let ops = vec![
             TransactWriteItem::builder().put(put).build(),
-            TransactWriteItem::builder().update(bump).build(),
+            self.bump_definitions(project_id)?,
         ];
         match self.transact(ops, None).await {
             Ok(()) => Ok(true),

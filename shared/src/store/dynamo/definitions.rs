@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::TimeDelta;
 
-use super::{DynamoStore, db_error, n, s};
+use super::{DynamoStore, db_error, n, project_pk, s};
 use crate::error::ApiError;
 use crate::store::{DefinitionsStore, GroupType, GroupTypeError};
 use crate::time::{self, Timestamp};
@@ -17,10 +17,6 @@ type Item = HashMap<String, AttributeValue>;
 
 /// A flag called more often than this still gets one `last_called_at` write.
 const CALLED_WRITE_INTERVAL: TimeDelta = TimeDelta::minutes(1);
-
-fn project_pk(project_id: i64) -> String {
-    format!("PROJECT#{project_id}")
-}
 
 fn number(item: &Item, name: &str) -> Option<i64> {
     item.get(name)?.as_n().ok()?.parse().ok()
@@ -56,20 +52,9 @@ impl DefinitionsStore for DynamoStore {
     }
 
     async fn group_types(&self, project_id: i64) -> Result<Vec<GroupType>, ApiError> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.tables.flags)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(project_pk(project_id)))
-            .expression_attribute_values(":prefix", s("GROUPTYPE#"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .map_err(db_error)?;
+        let items = self
+            .query_prefix_items(&self.tables.flags, project_pk(project_id), "GROUPTYPE#")
+            .await?;
         let mut groups: Vec<GroupType> = items
             .iter()
             .filter_map(|item| group_type_of(project_id, item))
@@ -98,20 +83,12 @@ impl DefinitionsStore for DynamoStore {
             .build()
             .map_err(db_error)?;
         // The mapping is part of the local-evaluation definitions, so their ETag must move.
-        let bump = Update::builder()
-            .table_name(&self.tables.flags)
-            .key("pk", s(&pk))
-            .key("sk", s("DEFINITIONS"))
-            .update_expression("ADD version :one")
-            .expression_attribute_values(":one", n(1))
-            .build()
-            .map_err(db_error)?;
         let result = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(by_index).build())
             .transact_items(TransactWriteItem::builder().put(by_name).build())
-            .transact_items(TransactWriteItem::builder().update(bump).build())
+            .transact_items(self.bump_definitions(group.project_id)?)
             .send()
             .await;
         match result {

@@ -4,14 +4,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-use super::{DynamoStore, Item, db_error, n, s};
+use super::{DynamoStore, Item, db_error, n, project_pk, s};
 use crate::early_access::Feature;
 use crate::error::ApiError;
 use crate::store::{FeatureStore, FeatureWrite, WriteError};
-
-fn project_pk(project_id: i64) -> String {
-    format!("PROJECT#{project_id}")
-}
 
 fn feature_key(project_id: i64, id: &str) -> Item {
     HashMap::from([

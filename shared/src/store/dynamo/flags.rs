@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
 
-use super::{DynamoStore, Item, db_error, n, padded, s};
+use super::{DynamoStore, Item, db_error, n, padded, project_pk, s};
 use crate::activity::{self, ActivityEntry};
 use crate::error::ApiError;
 use crate::flag::Flag;
@@ -19,10 +19,6 @@ use crate::store::{FlagStore, FlagWrite, WriteError};
 /// (before and after), so a flag gets a bit less than half of that.
 pub const MAX_FLAG_ITEM_BYTES: usize = 190 * 1024;
 const MAX_ITEM_BYTES: usize = 400 * 1024 - 1024;
-
-fn project_pk(project_id: i64) -> String {
-    format!("PROJECT#{project_id}")
-}
 
 fn key_sk(key: &str) -> String {
     format!("FLAGKEY#{key}")
@@ -203,18 +199,6 @@ impl DynamoStore {
             .build()
             .map_err(db_error)?;
         Ok(TransactWriteItem::builder().delete(delete).build())
-    }
-
-    fn bump_definitions(&self, project_id: i64) -> Result<TransactWriteItem, ApiError> {
-        let update = Update::builder()
-            .table_name(&self.tables.flags)
-            .key("pk", s(project_pk(project_id)))
-            .key("sk", s("DEFINITIONS"))
-            .update_expression("ADD version :one")
-            .expression_attribute_values(":one", n(1))
-            .build()
-            .map_err(db_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Appends the entry at the next position of the project's and the item's logs. The

@@ -76,7 +76,7 @@ mod usage;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use serde::de::DeserializeOwned;
 
 use super::Tables;
@@ -151,6 +151,20 @@ impl DynamoStore {
             .ok_or_else(|| ApiError::internal(format!("counter {name} returned nothing")))
     }
 
+    /// The transaction step that moves the project's definitions version (Flags table
+    /// `PROJECT#<p>` / `DEFINITIONS`): every write SDK caches must see carries one.
+    pub(crate) fn bump_definitions(&self, project_id: i64) -> Result<TransactWriteItem, ApiError> {
+        let update = Update::builder()
+            .table_name(&self.tables.flags)
+            .key("pk", s(project_pk(project_id)))
+            .key("sk", s("DEFINITIONS"))
+            .update_expression("ADD version :one")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(db_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     /// Every item under `pk` whose sort key starts with `prefix`, consistently, all pages.
     pub(crate) async fn query_prefix<T: DeserializeOwned>(
         &self,
@@ -158,8 +172,18 @@ impl DynamoStore {
         pk: String,
         prefix: &str,
     ) -> Result<Vec<T>, ApiError> {
-        let items: Vec<Item> = self
-            .client
+        let items = self.query_prefix_items(table, pk, prefix).await?;
+        serde_dynamo::from_items(items).map_err(db_error)
+    }
+
+    /// [`DynamoStore::query_prefix`] without decoding, for items read attribute by attribute.
+    pub(crate) async fn query_prefix_items(
+        &self,
+        table: &str,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<Item>, ApiError> {
+        self.client
             .query()
             .table_name(table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
@@ -171,9 +195,13 @@ impl DynamoStore {
             .send()
             .collect::<Result<_, _>>()
             .await
-            .map_err(db_error)?;
-        serde_dynamo::from_items(items).map_err(db_error)
+            .map_err(db_error)
     }
+}
+
+/// The partition of a project's own items (flags, cohorts, early access features, …).
+pub(crate) fn project_pk(project_id: i64) -> String {
+    format!("PROJECT#{project_id}")
 }
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
