@@ -228,14 +228,7 @@ fn not_for_sdks(flag: &Flag) -> bool {
 
 /// The `key` of each flag-dependency filter in the release conditions, in order.
 fn references(flag: &Flag) -> Vec<Value> {
-    flag.filters
-        .get("groups")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|g| g.get("properties").and_then(Value::as_array))
-        .flatten()
-        .filter(|p| p.get("type").and_then(Value::as_str) == Some("flag"))
+    crate::filters::flag_properties(&flag.filters)
         .filter_map(|p| p.get("key").cloned())
         .collect()
 }

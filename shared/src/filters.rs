@@ -659,7 +659,7 @@ fn integer(value: &Value) -> Option<i64> {
 }
 
 /// `type: flag` properties of the regular condition sets (super groups never hold them).
-fn flag_properties(filters: &Value) -> impl Iterator<Item = &Value> {
+pub(crate) fn flag_properties(filters: &Value) -> impl Iterator<Item = &Value> {
     filters
         .get("groups")
         .and_then(Value::as_array)
