@@ -81,8 +81,11 @@ async fn answer<S: Store>(
     parsed: &FlagsRequest,
     project_id: i64,
 ) -> Evaluations {
-    let overrides = continuity_overrides(ctx, snapshot, parsed, project_id).await;
-    let person = stored_person(ctx, snapshot, parsed, project_id).await;
+    // Independent reads: continuity overrides and the stored person go out together.
+    let (overrides, person) = tokio::join!(
+        continuity_overrides(ctx, snapshot, parsed, project_id),
+        stored_person(ctx, snapshot, parsed, project_id),
+    );
     let person_properties = merged_person_properties(person.as_ref(), &parsed.person_properties);
     let static_cohort_ids = static_memberships(ctx, snapshot, person.as_ref(), project_id).await;
     let empty = HashMap::new();
