@@ -8,7 +8,12 @@ The engine test `evaluation_sdk_vectors` must reproduce every value. Regenerate 
 
 Values the SDK could not resolve locally are left out (they are the server's to decide).
 Avoided on purpose, because the SDK differs from the server there (evaluation.md §7): missing
-properties, pre-release or zero-padded versions, non-numeric comparisons, relative dates.
+properties, non-numeric comparisons, relative dates.
+
+Versions get their own table, `semver`: every semver operator against filter and person values
+in the shapes apps send (leading zeros, `v` prefixes, partial versions, pre-release and build
+suffixes, numbers, junk), each with the SDK's `match_property` answer, or null where it raises
+(it then asks the server, where such a filter does not match).
 """
 
 import json
@@ -62,6 +67,36 @@ def random_filter(rng):
     if kind == 12:
         return person(rng.choice(["plan", "email"]), "is_set", "is_set")
     return person("country", "is_not", rng.sample(COUNTRIES, 2))
+
+
+SEMVER_COMPARISONS = ["semver_eq", "semver_neq", "semver_gt", "semver_gte", "semver_lt", "semver_lte"]
+SEMVER_FILTERS = ["1.2.3", "01.2.3", "1.02.3", "1.2.03", "v1.2.3", "V1.2", "1.2", "1", "1.2.3-beta",
+                  "1.2.3+7", "0.0.3", "0.2.0", "1.10", "abc", "", 1.2, 2]
+SEMVER_WILDCARDS = ["1.*", "1.2.*", "0.0.*", "v1.*", "01.*", "1.02.*", "1.*.3", "1.2.3", "1.2.3.*",
+                    "*", "1.2-beta.*", "x.*", "", 1]
+SEMVER_PERSONS = ["1.2.3", "01.2.3", "1.02.3", "1.2.03", "00.0.3", "0.0.3", "0.0.4", "0.2.5", "0.3.0",
+                  "v1.2.3", "V1.2.3", "vv1.2.3", " 1.2.3 ", "1.2", "1", "1.2.3-beta", "1.2.3-rc.01",
+                  "1.2.3+build.5", "1.2.3.4", "1.2.4", "1.10.0", "1.3.0", "2.0.0", "abc", "", "v 1.2.3",
+                  1.2, 2, True, None]
+
+
+def semver_table():
+    """Rows of [operator, filter value, person value, SDK answer or None when it defers]."""
+    from posthog.feature_flags import InconclusiveMatchError, match_property
+
+    rows = []
+    operators = [(op, SEMVER_FILTERS) for op in SEMVER_COMPARISONS + ["semver_tilde", "semver_caret"]]
+    operators.append(("semver_wildcard", SEMVER_WILDCARDS))
+    for operator, values in operators:
+        for value in values:
+            for found in SEMVER_PERSONS:
+                prop = {"key": "app_version", "type": "person", "operator": operator, "value": value}
+                try:
+                    answer = match_property(prop, {"app_version": found})
+                except InconclusiveMatchError:
+                    answer = None
+                rows.append([operator, value, found, answer])
+    return rows
 
 
 def random_flag(i, rng):
@@ -125,6 +160,7 @@ def main():
         "flags": flags,
         "users": users,
         "expected": expected,
+        "semver": semver_table(),
     }, indent=None, sort_keys=True))
     print(f"{OUT}: {resolved} values of {len(flags) * len(users)} resolved locally")
 

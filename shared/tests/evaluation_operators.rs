@@ -554,8 +554,11 @@ fn leap_day_minus_a_year_clamps_to_the_28th() {
     assert!(!run("2023-02-28T11:59:59Z"));
 }
 
+/// Versions are read as posthog-python reads them, so local and remote evaluation agree: a
+/// leading `v`, missing parts as 0, pre-release/build suffixes dropped, and no match for what
+/// it refuses (leading zeros, junk), where the SDK asks the server.
 #[test]
-fn semver_comparisons_follow_semver_with_lenient_parsing() {
+fn semver_comparisons_follow_posthog_python() {
     check(&[
         ("semver_gt", json!("1.2.3"), json!({"k": "1.2.4"}), true),
         ("semver_gt", json!("1.2.3"), json!({"k": "v1.2.4"}), true),
@@ -564,20 +567,25 @@ fn semver_comparisons_follow_semver_with_lenient_parsing() {
         ("semver_gte", json!("1.2.3"), json!({"k": "1.2.3"}), true),
         ("semver_lte", json!("1.2.3"), json!({"k": "1.2.3"}), true),
         ("semver_eq", json!("1.2.0"), json!({"k": "1.2"}), true),
-        ("semver_eq", json!("3.8.0"), json!({"k": "3.08"}), true),
         ("semver_eq", json!("v2"), json!({"k": "2.0.0"}), true),
         ("semver_neq", json!("1.2.0"), json!({"k": "1.2.1"}), true),
-        // A pre-release sorts before its release.
+        // Pre-release and build suffixes do not count.
         (
-            "semver_lt",
+            "semver_eq",
             json!("1.2.0"),
             json!({"k": "1.2.0-beta"}),
             true,
         ),
         (
-            "semver_gt",
-            json!("1.2.0-alpha"),
+            "semver_lt",
+            json!("1.2.0"),
             json!({"k": "1.2.0-beta"}),
+            false,
+        ),
+        (
+            "semver_eq",
+            json!("1.2.0-alpha"),
+            json!({"k": "1.2.0+b7"}),
             true,
         ),
         // Unparseable on either side: no match, even for semver_neq.
@@ -585,6 +593,49 @@ fn semver_comparisons_follow_semver_with_lenient_parsing() {
         ("semver_neq", json!("x.y"), json!({"k": "1.0.0"}), false),
         ("semver_gt", json!("1.0.0"), json!({}), false),
     ]);
+}
+
+#[test]
+fn semver_leading_zeros_never_match_on_either_side() {
+    let operators = [
+        "semver_eq",
+        "semver_neq",
+        "semver_gt",
+        "semver_gte",
+        "semver_lt",
+        "semver_lte",
+        "semver_tilde",
+        "semver_caret",
+    ];
+    let mut rows = Vec::new();
+    for op in operators {
+        for padded in ["01.2.3", "1.02.3", "1.2.03", "v01.2.3"] {
+            rows.push((op, json!(padded), json!({"k": "1.2.3"}), false));
+            rows.push((op, json!("1.2.3"), json!({"k": padded}), false));
+        }
+        // The same versions without padding do match (or differ) for every operator.
+        let plain = matches!(
+            op,
+            "semver_eq" | "semver_gte" | "semver_lte" | "semver_tilde" | "semver_caret"
+        );
+        rows.push((op, json!("1.2.3"), json!({"k": "1.2.3"}), plain));
+    }
+    for padded in ["01.*", "1.02.*"] {
+        rows.push((
+            "semver_wildcard",
+            json!(padded),
+            json!({"k": "1.2.3"}),
+            false,
+        ));
+    }
+    rows.push((
+        "semver_wildcard",
+        json!("1.*"),
+        json!({"k": "01.2.3"}),
+        false,
+    ));
+    rows.push(("semver_wildcard", json!("1.*"), json!({"k": "1.2.3"}), true));
+    check(&rows);
 }
 
 #[test]

@@ -41,6 +41,7 @@ mod matcher;
 mod model;
 mod properties;
 mod result;
+mod versions;
 
 pub use hash::hash;
 pub use input::{Cohort, EvaluationInput, GroupTypeMapping, Runtime};

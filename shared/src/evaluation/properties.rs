@@ -1,4 +1,5 @@
-//! Property filters and their operators with PostHog's server semantics (evaluation.md §2.4).
+//! Property filters and their operators with PostHog's server semantics (evaluation.md §2.4),
+//! except semver, which follows posthog-python (see `versions`).
 //!
 //! A filter is prepared once per flag definition (lowercased values, parsed numbers, dates and
 //! versions, compiled regexes) and then matched against many people. Matching never fails: the
@@ -7,10 +8,10 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use semver::{Version, VersionReq};
 use serde_json::{Map, Value};
 
 use super::dates::{self, RelativeDate};
+use super::versions::{self, Version};
 
 /// The server's regex step budget: a pathological pattern gives up (no match) instead of
 /// burning the request.
@@ -133,8 +134,11 @@ enum Prepared {
     Number(Option<f64>),
     Range(Option<(f64, f64)>),
     Date(DateValue),
-    Version(Option<Version>),
-    Requirement(Option<VersionReq>),
+    /// `None`: the SDK cannot read the filter's version, so nothing matches. Boxed, like the
+    /// regex, so rarely used operators don't grow every filter.
+    Version(Option<Box<Version>>),
+    /// Tilde, caret and wildcard filters as `[lower, upper)`.
+    VersionRange(Option<Box<versions::Range>>),
     /// Set-ness, cohort and flag filters need nothing prepared here.
     Nothing,
 }
@@ -254,12 +258,12 @@ impl PropertyFilter {
             },
             Prepared::Range(range) => range_match(op, *range, found),
             Prepared::Date(date) => date_match(op, date, found, ctx.now),
-            Prepared::Version(filter) => match (version(found), filter) {
-                (Some(p), Some(f)) => version_compare(op, &p, f),
+            Prepared::Version(filter) => match (filter, versions::parse(found)) {
+                (Some(f), Some(p)) => version_compare(op, &p, f),
                 _ => false,
             },
-            Prepared::Requirement(req) => match (version(found), req) {
-                (Some(p), Some(r)) => r.matches(&p),
+            Prepared::VersionRange(range) => match (range, versions::parse(found)) {
+                (Some(r), Some(p)) => r.contains(&p),
                 _ => false,
             },
             Prepared::NoValue | Prepared::Nothing => false,
@@ -300,9 +304,11 @@ fn prepare(op: Operator, value: &Value) -> Prepared {
         Between | NotBetween => Prepared::Range(range(value)),
         IsDateBefore | IsDateAfter | IsDateExact => Prepared::Date(DateValue::new(value)),
         SemverEq | SemverNeq | SemverGt | SemverGte | SemverLt | SemverLte => {
-            Prepared::Version(version(value))
+            Prepared::Version(versions::parse(value).map(Box::new))
         }
-        SemverTilde | SemverCaret | SemverWildcard => Prepared::Requirement(requirement(op, value)),
+        SemverTilde => Prepared::VersionRange(versions::tilde(value).map(Box::new)),
+        SemverCaret => Prepared::VersionRange(versions::caret(value).map(Box::new)),
+        SemverWildcard => Prepared::VersionRange(versions::wildcard(value).map(Box::new)),
         IsSet | IsNotSet | In | NotIn | FlagEvaluatesTo | Unknown => Prepared::Nothing,
     }
 }
@@ -498,43 +504,6 @@ fn date_match(op: Operator, filter: &DateValue, found: &Value, now: DateTime<Utc
     }
 }
 
-/// The server's lenient version reading: a leading `v` stripped (then trimmed), leading zeros
-/// dropped from numeric parts of the core, missing minor/patch padded with 0, then semver rules
-/// (a pre-release sorts before its release).
-fn version(value: &Value) -> Option<Version> {
-    let text = string_form(value);
-    let text = strip_v(&text);
-    // Canonicalising only pads and strips leading zeros, both of which plain semver rejects, so
-    // whatever parses as it is parses the same after: skip the rewrite then.
-    Version::parse(text)
-        .or_else(|_| Version::parse(&canonical_version(text)))
-        .ok()
-}
-
-fn strip_v(text: &str) -> &str {
-    text.strip_prefix('v').unwrap_or(text).trim()
-}
-
-/// `3.08` → `3.8.0`; a pre-release/build suffix is kept untouched.
-fn canonical_version(text: &str) -> String {
-    let (core, suffix) = text.split_at(text.find(['-', '+']).unwrap_or(text.len()));
-    let mut parts: Vec<&str> = core.split('.').map(strip_leading_zeros).collect();
-    while parts.len() < 3 {
-        parts.push("0");
-    }
-    format!("{}{suffix}", parts.join("."))
-}
-
-fn strip_leading_zeros(part: &str) -> &str {
-    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-        return part;
-    }
-    match part.trim_start_matches('0') {
-        "" => "0",
-        trimmed => trimmed,
-    }
-}
-
 fn version_compare(op: Operator, property: &Version, filter: &Version) -> bool {
     use Operator::*;
     match op {
@@ -546,21 +515,4 @@ fn version_compare(op: Operator, property: &Version, filter: &Version) -> bool {
         SemverLte => property <= filter,
         _ => false,
     }
-}
-
-/// `~1.2.3`, `^1.2.3` (canonicalised), or a wildcard `1.2.*` read as the requirement `1.2.x`.
-fn requirement(op: Operator, value: &Value) -> Option<VersionReq> {
-    let text = string_form(value);
-    let version = strip_v(&text);
-    let requirement = match op {
-        Operator::SemverTilde => format!("~{}", canonical_version(version)),
-        Operator::SemverCaret => format!("^{}", canonical_version(version)),
-        _ => version
-            .split('.')
-            .map(strip_leading_zeros)
-            .collect::<Vec<_>>()
-            .join(".")
-            .replace('*', "x"),
-    };
-    VersionReq::parse(&requirement).ok()
 }
