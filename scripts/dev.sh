@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make dev`: DynamoDB Local persisted under .local/dynamodb/ on 127.0.0.1:${DYNAMODB_PORT:-8000}
 # (reused if something already listens there), tables from template.yaml, a generated .env.local,
-# idempotently seeded dev credentials in .local/dev-credentials.json, and the API served by
-# `cargo lambda watch` on 127.0.0.1:${PORT:-9000}. Ctrl-C stops everything this script started.
+# idempotently seeded dev credentials in .local/dev-credentials.json, and the API served by the
+# local API server (`local-api`: every function of template.yaml behind a stand-in for API
+# Gateway) on 127.0.0.1:${PORT:-9000}, rebuilt and restarted when a source file changes.
+# Ctrl-C stops everything this script started.
 set -euo pipefail
 LOG_NAME=dev
 source "$(dirname "$0")/lib.sh"
@@ -11,7 +13,7 @@ cd "$ROOT"
 DDB_PORT="${DYNAMODB_PORT:-8000}"
 API_PORT="${PORT:-9000}"
 DDB_PID=""
-WATCH_PID=""
+API_PID=""
 PUMP_PID=""
 
 cleanup() {
@@ -21,10 +23,9 @@ cleanup() {
         log "stopping the cohort stream pump (pid $PUMP_PID)"
         stop_pid "$PUMP_PID" TERM 10
     fi
-    if [[ -n "$WATCH_PID" ]]; then
-        log "stopping cargo lambda watch (pid $WATCH_PID)"
-        # SIGINT to cargo-lambda itself: it stops its functions; SIGTERM would orphan them.
-        stop_pid "$WATCH_PID" INT 20
+    if [[ -n "$API_PID" ]]; then
+        log "stopping the local API server (pid $API_PID)"
+        stop_pid "$API_PID" TERM 20
     fi
     if [[ -n "$DDB_PID" ]]; then
         log "stopping DynamoDB Local (pid $DDB_PID)"
@@ -48,11 +49,8 @@ else
 fi
 endpoint="http://127.0.0.1:$DDB_PORT"
 
-log "building flagsctl and the functions"
-cargo build --quiet -p flagsctl
-for function_dir in functions/*/; do
-    cargo build --quiet -p "$(basename "$function_dir")"
-done
+log "building flagsctl and the local API server"
+cargo build --quiet -p flagsctl -p local-api
 
 # Table names are the template's defaults under TABLE_PREFIX (empty by default); FLAGS_TABLE
 # and friends still override one table each (shared/src/store/mod.rs, Tables::from_env).
@@ -75,10 +73,33 @@ write_env_file .env.local "$endpoint" "$table_prefix" "$(cat "$key_file")"
 log "dev credentials (.local/dev-credentials.json):"
 flagsctl seed-dev --out .local/dev-credentials.json --api-url "http://127.0.0.1:$API_PORT"
 
-log "serving http://127.0.0.1:$API_PORT with cargo lambda watch (Ctrl-C stops everything)"
-cargo-lambda lambda watch --invoke-address 127.0.0.1 --invoke-port "$API_PORT" \
-    --env-file .env.local </dev/null &
-WATCH_PID=$!
+start_api() {
+    (set -a && source .env.local && exec "$CARGO_TARGET_DIR/debug/local-api" \
+        --port "$API_PORT" --template template.yaml) </dev/null &
+    API_PID=$!
+    wait_http "$API_PORT" "$API_PID" 60 || die "the local API server did not start"
+}
+
+log "serving http://127.0.0.1:$API_PORT (Ctrl-C stops everything)"
+start_api
 # DynamoDB Local's cohorts stream → the cohort-jobs function (Lambda's event source locally).
 start_cohort_pump "$endpoint" "${table_prefix}cohorts" "$API_PORT" .local/cohort-pump.log
-wait "$WATCH_PID"
+
+# Hot reload: after an edit to the Rust sources or the template, rebuild; on success swap the
+# server (a failed build keeps the running one and shows the compiler's errors).
+stamp=.local/dev-build.stamp
+touch "$stamp"
+while kill -0 "$API_PID" 2>/dev/null; do
+    sleep 1
+    changed="$(find shared functions local-api Cargo.toml template.yaml openapi.yaml \
+        -newer "$stamp" \( -name '*.rs' -o -name '*.toml' -o -name '*.yaml' \) -print -quit)"
+    [[ -n "$changed" ]] || continue
+    touch "$stamp"
+    log "$changed changed: rebuilding"
+    if cargo build --quiet -p local-api; then
+        stop_pid "$API_PID" TERM 20
+        start_api
+        log "restarted the local API server (pid $API_PID)"
+    fi
+done
+die "the local API server (pid $API_PID) stopped"

@@ -3,12 +3,14 @@
 #   formatting, clippy (warnings are errors), cfn-lint and `sam validate --lint` on template.yaml,
 #   openapi.yaml against the OpenAPI 3 schema (the route-table test compares it with the router
 #   and the template), its own in-memory
-#   DynamoDB Local on a free port, end-to-end tables + seeded credentials, `cargo lambda watch`
-#   on a free port, then the whole
+#   DynamoDB Local on a free port, end-to-end tables + seeded credentials, the local API server
+#   (`local-api`: every function behind a stand-in for API Gateway) on a free port, then the whole
 #   workspace under `cargo nextest run --profile ci` (cargo test if nextest is missing).
 # Tests get: DYNAMODB_ENDPOINT (tests create their own prefixed tables), E2E_API_URL and
 # E2E_CREDENTIALS (a .local/dev-credentials.json-shaped file for the served tables).
 # Everything started here is stopped by pid on exit.
+# Arguments, if any, are passed to nextest instead of running the whole suite, and the lint
+# steps are skipped: `scripts/test.sh -E 'binary(sdk)'` runs one test binary against fresh servers.
 set -euo pipefail
 LOG_NAME=test
 source "$(dirname "$0")/lib.sh"
@@ -16,7 +18,7 @@ cd "$ROOT"
 
 started=$SECONDS
 DDB_PID=""
-WATCH_PID=""
+API_PID=""
 PUMP_PID=""
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/flags-test.XXXXXX")"
 
@@ -26,15 +28,15 @@ cleanup() {
     if [[ -n "$PUMP_PID" ]]; then
         stop_pid "$PUMP_PID" TERM 10
     fi
-    if [[ -n "$WATCH_PID" ]]; then
-        stop_pid "$WATCH_PID" INT 20
+    if [[ -n "$API_PID" ]]; then
+        stop_pid "$API_PID" TERM 20
     fi
     if [[ -n "$DDB_PID" ]]; then
         stop_pid "$DDB_PID" TERM 20
     fi
-    if ((rc != 0)) && [[ -s "$WORK/watch.log" ]]; then
-        log "last lines of the cargo lambda watch log:"
-        tail -n 40 "$WORK/watch.log" >&2
+    if ((rc != 0)) && [[ -s "$WORK/api.log" ]]; then
+        log "last lines of the local API log:"
+        tail -n 40 "$WORK/api.log" >&2
     fi
     if ((rc != 0)) && [[ -s "$WORK/cohort-pump.log" ]]; then
         log "last lines of the cohort stream pump log:"
@@ -54,31 +56,30 @@ trap 'exit 143' TERM
 
 step() { log "== $* ($((SECONDS - started))s)"; }
 
-step "cargo fmt --check"
-cargo fmt --all --check
+if (($# == 0)); then
+    step "cargo fmt --check"
+    cargo fmt --all --check
 
-step "cargo clippy"
-cargo clippy --quiet --workspace --all-targets -- -D warnings
+    step "cargo clippy"
+    cargo clippy --quiet --workspace --all-targets -- -D warnings
 
-step "cfn-lint template.yaml"
-cfn-lint template.yaml
+    step "cfn-lint template.yaml"
+    cfn-lint template.yaml
 
-step "sam validate --lint"
-SAM_CLI_TELEMETRY=0 sam validate --lint
+    step "sam validate --lint"
+    SAM_CLI_TELEMETRY=0 sam validate --lint
 
-step "openapi-spec-validator openapi.yaml"
-openapi-spec-validator openapi.yaml
+    step "openapi-spec-validator openapi.yaml"
+    openapi-spec-validator openapi.yaml
+fi
 
 step "DynamoDB Local (in memory)"
 ddb_port="$(free_port)"
 start_dynamodb "$ddb_port" "" "$WORK/dynamodb.log"
 export DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port"
 
-step "build flagsctl and the functions"
-cargo build --quiet -p flagsctl
-for function_dir in functions/*/; do
-    cargo build --quiet -p "$(basename "$function_dir")"
-done
+step "build flagsctl and the local API server"
+cargo build --quiet -p flagsctl -p local-api
 
 step "end-to-end tables and credentials"
 prefix="e2e$(python3 -c 'import secrets; print(secrets.token_hex(6))')-"
@@ -92,36 +93,23 @@ flagsctl create-tables --template template.yaml >/dev/null
 flagsctl seed-dev --out "$WORK/credentials.json" --api-url "http://127.0.0.1:$api_port" >/dev/null
 write_env_file "$WORK/env" "$DYNAMODB_ENDPOINT" "$prefix" "$(new_fernet_key)"
 
-step "cargo lambda watch on 127.0.0.1:$api_port"
-# --ignore-changes: the run tests one build; a source edit meanwhile must not restart functions
-# mid-request (the SDK tests would see failed requests as wrong answers).
-cargo-lambda lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$api_port" \
-    --env-file "$WORK/env" </dev/null >"$WORK/watch.log" 2>&1 &
-WATCH_PID=$!
-wait_http "$api_port" "$WATCH_PID" 120 || die "cargo lambda watch did not answer on port $api_port"
+step "local API server on 127.0.0.1:$api_port"
+# Every function of template.yaml in one process behind a stand-in for API Gateway
+# (local-api/src/main.rs); RUST_LOG etc. come from the env file like a function's environment.
+(set -a && source "$WORK/env" && exec "$CARGO_TARGET_DIR/debug/local-api" \
+    --port "$api_port" --template template.yaml) </dev/null >"$WORK/api.log" 2>&1 &
+API_PID=$!
+wait_http "$api_port" "$API_PID" 60 || die "the local API server did not answer on port $api_port"
 # DynamoDB Local's cohorts stream → the cohort-jobs function (Lambda's event source locally).
 start_cohort_pump "$DYNAMODB_ENDPOINT" "${prefix}cohorts" "$api_port" "$WORK/cohort-pump.log"
-# The first request to a function starts it (cargo run, already built above); do it here so
-# the tests' timeouts don't include it. Any HTTP status will do.
-project_id="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["project_id"])' "$WORK/credentials.json")"
-for path in feature_flags/ feature_flags/activity/ early_access_feature/; do
-    warm_status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 300 \
-        "http://127.0.0.1:$api_port/api/projects/$project_id/$path" || true)"
-    log "/api/projects/$project_id/$path answered $warm_status"
-done
-# The SDK endpoints' function (unauthenticated: any answer means it runs).
-warm_status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 300 \
-    "http://127.0.0.1:$api_port/flags/definitions" || true)"
-log "/flags/definitions answered $warm_status"
-# The OpenAPI document's function (public).
-warm_status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 300 \
-    "http://127.0.0.1:$api_port/api/schema/" || true)"
-log "/api/schema/ answered $warm_status"
 
 export E2E_API_URL="http://127.0.0.1:$api_port"
 export E2E_CREDENTIALS="$WORK/credentials.json"
 
-if cargo nextest --version >/dev/null 2>&1; then
+if (($# > 0)); then
+    step "cargo nextest run --workspace --profile ci $*"
+    cargo nextest run --workspace --profile ci "$@"
+elif cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace --profile ci"
     cargo nextest run --workspace --profile ci
 else

@@ -59,30 +59,53 @@ impl Group {
     }
 }
 
-/// A function's whole `main`: logging, the DynamoDB client, payload keys and the SDK cache
-/// built once per instance and borrowed by every request.
+/// One function's state, built once per instance (Lambda) or once per function (the local API
+/// server), and shared by every request it answers.
+pub struct Function {
+    group: Group,
+    store: DynamoStore,
+    cipher: PayloadCipher,
+    cache: DefinitionsCache,
+}
+
+impl Function {
+    /// The DynamoDB client, payload keys and the SDK cache, from the environment.
+    pub async fn from_env(group: Group) -> Self {
+        Function {
+            group,
+            store: DynamoStore::from_env().await,
+            cipher: PayloadCipher::from_env(),
+            cache: DefinitionsCache::default(),
+        }
+    }
+
+    /// One request as API Gateway hands it to the function; the clock is read per request.
+    pub async fn call(&self, event: &Request) -> Response<Body> {
+        let ctx = Context {
+            store: &self.store,
+            cipher: &self.cipher,
+            now: chrono::Utc::now(),
+            cache: &self.cache,
+        };
+        self.group
+            .handle(&ctx, &ApiRequest::from_lambda(event))
+            .await
+            .into_lambda()
+    }
+}
+
+/// A function's whole `main`: logging, then [`Function`] behind the Lambda runtime.
 pub async fn serve(group: Group) -> Result<(), lambda_http::Error> {
     tracing_subscriber_init();
-    let store = DynamoStore::from_env().await;
-    let cipher = PayloadCipher::from_env();
-    let cache = DefinitionsCache::default();
+    let function = Function::from_env(group).await;
     lambda_http::run(service_fn(|event: Request| {
-        let (store, cipher, cache) = (&store, &cipher, &cache);
-        async move {
-            let ctx = Context {
-                store,
-                cipher,
-                now: chrono::Utc::now(),
-                cache,
-            };
-            let response = group.handle(&ctx, &ApiRequest::from_lambda(&event)).await;
-            Ok::<Response<Body>, lambda_http::Error>(response.into_lambda())
-        }
+        let function = &function;
+        async move { Ok::<Response<Body>, lambda_http::Error>(function.call(&event).await) }
     }))
     .await
 }
 
-pub(crate) fn tracing_subscriber_init() {
+pub fn tracing_subscriber_init() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .without_time()
