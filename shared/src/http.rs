@@ -72,7 +72,7 @@ impl ApiRequest {
         };
         ApiRequest {
             method: req.method().as_str().to_string(),
-            path: req.uri().path().to_string(),
+            path: decode_path(req.uri().path()),
             query,
             headers,
             body,
@@ -220,6 +220,20 @@ impl ApiRequest {
 /// Python's `urllib.parse.quote_plus`, which DRF's links go through: unreserved characters
 /// (`A-Z a-z 0-9 - . _ ~`) kept, space as `+`, every other UTF-8 byte as `%XX`. (The WHATWG
 /// form encoder differs on `~` and `*`.)
+/// The path with each segment's percent-escapes undone (`%40current` is `@current`, as Django
+/// resolves it); an escape that would split a segment (`%2F`) or is not UTF-8 stays as sent.
+fn decode_path(path: &str) -> String {
+    path.split('/')
+        .map(
+            |segment| match percent_encoding::percent_decode_str(segment).decode_utf8() {
+                Ok(decoded) if !decoded.contains('/') => decoded.into_owned(),
+                _ => segment.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn quote_plus(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
@@ -280,10 +294,20 @@ impl ApiResponse {
         }
     }
 
+    /// A text body sent as it is under `content_type` (`/array/{token}/config.js` is JavaScript).
+    pub fn raw(status: u16, content_type: &str, text: impl Into<String>) -> Self {
+        ApiResponse {
+            status,
+            body: Some(Value::String(text.into())),
+            headers: vec![("content-type".into(), content_type.into())],
+        }
+    }
+
+    /// Whether a string body goes out as it is: any content type but JSON.
     fn is_text(&self) -> bool {
-        self.headers
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/plain"))
+        self.headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("content-type") && !v.starts_with("application/json")
+        })
     }
 
     /// Asks [`Self::into_lambda`] to gzip the body when the client accepts gzip (both PostHog
@@ -412,6 +436,15 @@ pub fn paginate(req: &ApiRequest, items: Vec<Value>) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn escaped_path_segments_are_read_decoded() {
+        assert_eq!(
+            decode_path("/api/projects/%40current/feature_flags/a%20b/"),
+            "/api/projects/@current/feature_flags/a b/"
+        );
+        assert_eq!(decode_path("/x/a%2Fb/%FF/"), "/x/a%2Fb/%FF/");
+    }
 
     fn list_request() -> ApiRequest {
         ApiRequest::new("GET", "/api/projects/1/feature_flags/").with_header("host", "host")

@@ -17,6 +17,7 @@ pub mod flag;
 pub mod http;
 pub mod identity;
 pub mod json_text;
+pub mod limits;
 pub mod person;
 pub mod python;
 pub mod store;

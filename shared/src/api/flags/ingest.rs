@@ -69,7 +69,7 @@ async fn learn_group_types<S: Store>(
 ) -> Result<(), ApiError> {
     let mut known = snapshot.group_types.clone();
     for name in names {
-        if known.iter().any(|g| g.name == *name) {
+        if known.iter().any(|g| g.name == *name) || !crate::limits::is_identifier(name) {
             continue;
         }
         for _ in 0..GROUP_TYPE_ATTEMPTS {

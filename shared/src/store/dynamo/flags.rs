@@ -78,6 +78,7 @@ impl FlagStore for DynamoStore {
     }
 
     async fn key_owner(&self, project_id: i64, key: &str) -> Result<Option<i64>, ApiError> {
+        crate::limits::identifier("key", key)?;
         let out = self
             .client
             .get_item()

@@ -164,6 +164,9 @@ impl IdentityStore for DynamoStore {
     }
 
     async fn project_by_token(&self, token: &str) -> Result<Option<Project>, ApiError> {
+        if !crate::limits::token_may_exist(token) {
+            return Ok(None);
+        }
         let project = self.project_via(format!("TOKEN#{token}"), "TOKEN").await?;
         Ok(project.filter(|p| p.api_token == token))
     }

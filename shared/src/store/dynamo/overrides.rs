@@ -15,8 +15,9 @@ const FLAG_ATTRIBUTE: &str = "k#";
 const FLAGS_PER_UPDATE: usize = 50;
 
 /// One partition per person, so a big project's overrides spread over many partitions.
-fn person_pk(project_id: i64, distinct_id: &str) -> String {
-    format!("PROJECT#{project_id}#DISTINCT#{distinct_id}")
+fn person_pk(project_id: i64, distinct_id: &str) -> Result<String, ApiError> {
+    crate::limits::identifier("distinct_id", distinct_id)?;
+    Ok(format!("PROJECT#{project_id}#DISTINCT#{distinct_id}"))
 }
 
 impl HashKeyOverrideStore for DynamoStore {
@@ -29,7 +30,7 @@ impl HashKeyOverrideStore for DynamoStore {
             .client
             .get_item()
             .table_name(&self.tables.hash_key_overrides)
-            .key("pk", s(person_pk(project_id, distinct_id)))
+            .key("pk", s(person_pk(project_id, distinct_id)?))
             .key("sk", s("HASHKEYS"))
             .consistent_read(true)
             .send()
@@ -84,7 +85,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.tables.hash_key_overrides)
-            .key("pk", s(person_pk(project_id, distinct_id)))
+            .key("pk", s(person_pk(project_id, distinct_id)?))
             .key("sk", s("HASHKEYS"))
             .update_expression(format!("SET {}", sets.join(", ")))
             .expression_attribute_values(":h", s(hash_key));

@@ -125,6 +125,7 @@ impl PersonStore for DynamoStore {
         project_id: i64,
         distinct_id: &str,
     ) -> Result<Option<Person>, ApiError> {
+        crate::limits::identifier("distinct_id", distinct_id)?;
         let Some(link) = self
             .get_item(&self.tables.persons, distinct_key(project_id, distinct_id))
             .await?
@@ -202,6 +203,9 @@ impl PersonStore for DynamoStore {
         project_id: i64,
         distinct_ids: &[String],
     ) -> Result<HashMap<String, Person>, ApiError> {
+        for distinct_id in distinct_ids {
+            crate::limits::identifier("distinct_id", distinct_id)?;
+        }
         let mut unique: Vec<&String> = distinct_ids.iter().collect();
         unique.sort();
         unique.dedup();
