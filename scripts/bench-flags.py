@@ -25,40 +25,7 @@ import sys
 import time
 import urllib.parse
 
-from benchlib import ROOT, flagsctl, summary
-
-
-
-
-
-
-def flag_body(i, ids):
-    """A mix like real projects: person properties, rollouts, variants, payloads, dependencies."""
-    kind = i % 5
-    conditions = [{
-        "properties": [{"key": "email", "type": "person", "operator": "icontains", "value": "@example.com"}],
-        "rollout_percentage": 50,
-    }]
-    filters = {"groups": conditions}
-    if kind == 1:
-        conditions.append({"properties": [
-            {"key": "plan", "type": "person", "operator": "exact", "value": ["pro", "enterprise"]},
-            {"key": "age", "type": "person", "operator": "gte", "value": "21"},
-        ], "rollout_percentage": 100})
-    elif kind == 2:
-        filters["multivariate"] = {"variants": [
-            {"key": "control", "rollout_percentage": 50},
-            {"key": "test", "rollout_percentage": 50},
-        ]}
-        filters["payloads"] = {"test": json.dumps({"color": "blue"})}
-    elif kind == 3:
-        conditions[0]["properties"] = [
-            {"key": "app_version", "type": "person", "operator": "semver_gte", "value": "1.2.0"}]
-        filters["payloads"] = {"true": json.dumps({"limit": i})}
-    elif kind == 4 and ids:
-        conditions[0]["properties"].append(
-            {"key": str(ids[-1]), "type": "flag", "operator": "flag_evaluates_to", "value": True})
-    return {"key": f"bench-{i}", "name": f"Benchmark flag {i}", "filters": filters}
+from benchlib import ROOT, flag_body, flagsctl, summary
 
 
 class Client:
