@@ -8,31 +8,31 @@
 //! snapshot API. Every answer must equal the engine's on the same definitions.
 //!
 //! Then cohort targeting (`sdk/cohorts.rs`): property and static cohorts, `in` and `not_in`,
-//! checked against answers computed from the seeded persons.
+//! checked against answers computed from the seeded persons. Last, each SDK with its default
+//! settings (and posthog-python also with `gzip=True`) captures `$set` for a few persons, which
+//! must reach the persons API and then decide their flags (`sdk/captured.rs`).
 
+#[path = "sdk/captured.rs"]
+mod captured;
 #[path = "sdk/cohorts.rs"]
 mod cohorts;
+#[path = "sdk/engine.rs"]
+mod engine;
 #[path = "sdk/generate.rs"]
 mod generate;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use e2e::{Server, unique_key};
-use serde_json::{Map, Value, json};
-use shared::evaluation::{EvaluationInput, GroupTypeMapping, Runtime, evaluate_all};
-use shared::flag::Flag;
-use shared::identity::UserSummary;
+use engine::{Answers, definitions, engine_answers};
+use serde_json::{Value, json};
 
 const SEED: u64 = 5;
 const USERS: usize = 200;
 /// People asked flag by flag and through `evaluate_flags` (each costs a request per flag).
 const SINGLE_USERS: usize = 5;
-
-/// (value, payload) per person, per flag key.
-type Answers = BTreeMap<String, BTreeMap<String, (Value, Value)>>;
 
 /// One test, so the two parts never overlap: `cargo lambda watch` loses responses of a
 /// function that serves requests concurrently now and then (see [`EMULATOR_FAILURE`]).
@@ -43,6 +43,7 @@ async fn python_and_node_sdks_against_the_server() {
     cohorts::cohort_targeting_with_both_sdks(&s).await;
     sdk_flag_calls_set_last_called_at(&s).await;
     every_sdk_route_over_http(&s).await;
+    sdk_captures_reach_persons(&s).await;
 }
 
 async fn sdks_agree_with_the_engine(s: &Server) {
@@ -75,18 +76,7 @@ async fn sdks_agree_with_the_engine(s: &Server) {
                 .join("\n"),
         );
     }
-    // Soft-deleted flags leave /flags and the definitions, so reruns against a long-lived dev
-    // server don't grow them. Dependents go first (a flag others depend on can't be deleted).
-    for (id, _) in created.iter().rev() {
-        let r = s
-            .call(
-                "PATCH",
-                &s.flags_path(&format!("{id}/")),
-                Some(&json!({"deleted": true})),
-            )
-            .await;
-        assert_eq!(r.status, 200, "deleting {id}: {}", r.text);
-    }
+    captured::delete_flags(s, &created).await;
 }
 
 /// `cargo lambda watch` 1.9 sometimes loses a function's response while reading it (the
@@ -138,6 +128,40 @@ async fn sdk_flag_calls_set_last_called_at(s: &Server) {
             "{sdk}: last_called_at not set: {flag}"
         );
     }
+}
+
+/// Each SDK as an application would use it, with its default settings (posthog-python also
+/// with `gzip=True`, which gzips `/batch/` bodies labelled `application/json`, as posthog-node
+/// does by default): `$set` captured for a few persons reaches the persons API, and then the
+/// stored properties alone give the engine's answers.
+async fn sdk_captures_reach_persons(s: &Server) {
+    let stem = unique_key("sdk-captured");
+    let created = captured::create_flags(s, &stem).await;
+    let keys: Vec<String> = created.iter().map(|(_, k)| k.clone()).collect();
+    let runs = [
+        ("python", json!({})),
+        ("python", json!({"gzip": true})),
+        ("node", json!({})),
+    ];
+    for (run, (sdk, options)) in runs.into_iter().enumerate() {
+        let label = format!("{sdk} capturing with options {options}");
+        let people = captured::people(&format!("{stem}-{run}"));
+        let spec = json!({"api_url": s.url, "token": s.project_api_token, "keys": keys,
+            "users": people, "capture": {"options": options}});
+        let out = run_sdk(sdk, &spec);
+        captured::assert_stored(s, &label, &people).await;
+        let expected = engine_answers(s, &keys, &people).await;
+        let mut problems = Vec::new();
+        compare(&expected, &answers(&out["stored"]), &label, &mut problems);
+        assert!(
+            problems.is_empty(),
+            "{label}: {} disagreements with the engine:\n{}\n{sdk} log:\n{}",
+            problems.len(),
+            problems.join("\n"),
+            out["log"].as_str().unwrap_or_default()
+        );
+    }
+    captured::delete_flags(s, &created).await;
 }
 
 /// Each route of the `flags` function through the router, with the answers SDKs rely on.
@@ -243,38 +267,6 @@ async fn learn_group_type(s: &Server, name: &str) -> i64 {
         .unwrap_or_else(|| panic!("{name} not in {mapping}"))
 }
 
-/// The definitions as the SDKs fetch them (gzip accepted, which also keeps the emulator's
-/// response small; see [`EMULATOR_FAILURE`]).
-async fn definitions(s: &Server) -> Value {
-    let url = format!(
-        "{}/flags/definitions?token={}&send_cohorts",
-        s.url, s.project_api_token
-    );
-    let resp = s
-        .http
-        .get(url)
-        .bearer_auth(&s.project_secret_key)
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .expect("definitions request");
-    assert_eq!(resp.status().as_u16(), 200);
-    let gzipped = resp
-        .headers()
-        .get("content-encoding")
-        .is_some_and(|v| v == "gzip");
-    let bytes = resp.bytes().await.expect("definitions body");
-    let mut text = Vec::new();
-    if gzipped {
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut text)
-            .expect("gzip body");
-    } else {
-        text = bytes.to_vec();
-    }
-    serde_json::from_slice(&text).expect("definitions JSON")
-}
-
 async fn create_flags(
     s: &Server,
     rng: &mut generate::Rng,
@@ -298,85 +290,6 @@ async fn create_flags(
         earlier.push((r.json()["id"].as_i64().expect("id"), key, variants));
     }
     earlier.into_iter().map(|(id, key, _)| (id, key)).collect()
-}
-
-/// The engine's answers on the definitions the SDKs load, for a server-side SDK.
-async fn engine_answers(s: &Server, keys: &[String], users: &[Value]) -> Answers {
-    let definitions = definitions(s).await;
-    let flags: Vec<Flag> = definitions["flags"]
-        .as_array()
-        .expect("flags")
-        .iter()
-        .map(flag_of)
-        .collect();
-    let mapping = GroupTypeMapping::from_json(&definitions["group_type_mapping"]);
-    let now = chrono::Utc::now();
-    let mut out = Answers::new();
-    for user in users {
-        let id = user["id"].as_str().expect("id");
-        let (person, groups, group_properties) = (
-            object(&user["person"]),
-            object(&user["groups"]),
-            object(&user["group_properties"]),
-        );
-        let mut input = EvaluationInput::new(id, now);
-        input.person_properties = &person;
-        input.groups = &groups;
-        input.group_properties = &group_properties;
-        input.group_type_mapping = &mapping;
-        input.runtime = Some(Runtime::Server);
-        let answers = evaluate_all(&flags, &[], &input);
-        let row = keys
-            .iter()
-            .map(|k| {
-                let found = answers.get(k);
-                let value = found.map_or(json!(false), |f| f.value());
-                let payload = found
-                    .and_then(|f| f.payload.as_ref())
-                    .map_or(Value::Null, parse_payload);
-                (k.clone(), (value, payload))
-            })
-            .collect();
-        out.insert(id.to_string(), row);
-    }
-    out
-}
-
-fn object(v: &Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap_or_default()
-}
-
-fn parse_payload(p: &Value) -> Value {
-    p.as_str()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_else(|| p.clone())
-}
-
-/// A definitions flag as the engine's input.
-fn flag_of(d: &Value) -> Flag {
-    let creator = UserSummary {
-        id: 0,
-        uuid: String::new(),
-        distinct_id: String::new(),
-        first_name: String::new(),
-        last_name: String::new(),
-        email: String::new(),
-    };
-    let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
-    let mut flag = Flag::new(
-        d["id"].as_i64().expect("id"),
-        d["team_id"].as_i64().expect("team_id"),
-        text("key"),
-        creator,
-        chrono::Utc::now(),
-    );
-    flag.filters = d["filters"].clone();
-    flag.active = d["active"].as_bool().unwrap_or(false);
-    flag.version = d["version"].as_i64().unwrap_or(1);
-    flag.ensure_experience_continuity = d["ensure_experience_continuity"].as_bool();
-    flag.evaluation_runtime = text("evaluation_runtime");
-    flag.bucketing_identifier = text("bucketing_identifier");
-    flag
 }
 
 /// An SDK's output for one mode, absent flags read as `false` with no payload.

@@ -4,10 +4,10 @@
 // the checkout's node_modules. SPEC and OUT as in python_sdk.py: per mode ("remote", "local",
 // "local_only", "single", "evaluate"), per user, per flag key the SDK returned, [value, payload];
 // with `stored_person` also "remote_stored", "single_local" and "single_local_only" (undefined
-// recorded as null), as in python_sdk.py.
+// recorded as null), as in python_sdk.py; with "capture", an application's run as in
+// python_sdk.py ("options" go to the PostHog constructor).
 //
-// Compression is off: `cargo lambda watch` refuses gzip bodies sent as application/json before
-// they reach the function (it decodes JSON bodies as UTF-8 text); the server itself accepts them.
+// Compression is the SDK's default: capture batches go gzipped, labelled application/json.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { PostHog } from 'posthog-node'
 
@@ -31,7 +31,6 @@ const client = (spec, options = {}) =>
     host: spec.api_url,
     flushAt: 1,
     flushInterval: 0,
-    disableCompression: true,
     featureFlagsPollingInterval: 3_600_000,
     featureFlagsRequestTimeoutMs: 20_000,
     ...options,
@@ -118,6 +117,17 @@ async function calledRun(spec) {
   return { value: value ?? null }
 }
 
+async function captureRun(spec) {
+  const sdk = new PostHog(spec.token, { host: spec.api_url, ...spec.capture.options })
+  for (const user of spec.users) {
+    sdk.capture({ distinctId: user.id, event: '$pageview', properties: { $set: user.person } })
+  }
+  await sdk.flush()
+  const stored = await byUser(spec.users, (u) => allFlags(sdk, { ...u, person: {} }, spec.keys))
+  await sdk.shutdown()
+  return { stored }
+}
+
 const spec = JSON.parse(readFileSync(process.argv[2], 'utf8'))
-const result = spec.called ? await calledRun(spec) : await compareRun(spec)
+const result = spec.capture ? await captureRun(spec) : spec.called ? await calledRun(spec) : await compareRun(spec)
 writeFileSync(process.argv[3], JSON.stringify(result))

@@ -2,7 +2,8 @@
 
 Run by tests/sdk.rs (`make test`) with the checkout's .venv: `python python_sdk.py SPEC OUT`.
 SPEC: {"api_url", "token", "secret_key", "keys": [...], "users": [{"id", "person", "groups",
-"group_properties"}], "single_users": N, "called": {"key", "user"} (optional)}.
+"group_properties"}], "single_users": N, "called": {"key", "user"} (optional),
+"capture": {"options": {...}} (optional)}.
 
 Writes one JSON object to OUT (stdout is left to the SDK's own logging): per mode, per user, per flag key the SDK returned, [value, payload].
 Modes: "remote" (no secret key: every answer from POST /flags), "local" (secret key: local
@@ -14,6 +15,9 @@ With "stored_person": true (the cohort scenario, whose persons the server has st
 "single_local" ("single" with local evaluation, falling back per flag) and "single_local_only"
 (get_feature_flag per flag with only_evaluate_locally=True, every key recorded, [None, None]
 when the SDK could not decide locally).
+With "capture" the run is an application's instead: a client with the SDK's defaults plus
+"options" (such as {"gzip": true}) captures "$set" of each user's person properties, flushes,
+and writes "stored": the remote answers for each user with no person properties sent.
 """
 
 import json
@@ -126,10 +130,26 @@ def called_run(spec):
     return {"value": value}
 
 
+def capture_run(spec):
+    sdk = Posthog(spec["token"], host=spec["api_url"], **spec["capture"]["options"])
+    for user in spec["users"]:
+        sdk.capture("$pageview", distinct_id=user["id"], properties={"$set": user["person"]})
+    sdk.flush()
+    bare = [{**u, "person": {}} for u in spec["users"]]
+    stored = {u["id"]: all_flags(sdk, u, spec["keys"]) for u in bare}
+    sdk.shutdown()
+    return {"stored": stored}
+
+
 def main():
     with open(sys.argv[1]) as f:
         spec = json.load(f)
-    result = called_run(spec) if spec.get("called") else compare_run(spec)
+    if spec.get("capture"):
+        result = capture_run(spec)
+    elif spec.get("called"):
+        result = called_run(spec)
+    else:
+        result = compare_run(spec)
     with open(sys.argv[2], "w") as f:
         json.dump(result, f)
 
