@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Activity-log page latency for one flag with many entries, through the local server.
 
-`make dev` (or any `cargo lambda watch` of this repo) must be running. Creates a fresh
+`make dev` (or any local API server of this repo) must be running. Creates a fresh
 organization, project, user and key with flagsctl (the dev project is left alone), creates one
 flag through the API, gives it N-1 more activity entries with the `seed_activity` example (real
 flag updates written through the store's own transaction, without the HTTP round trip), then
@@ -77,7 +77,7 @@ def main():
     for name, path in [("flag log", f"{base}{flag['id']}/activity/"), ("project log", f"{base}activity/")]:
         for page in (1, last_page):
             url = f"{path}?page={page}&limit={args.limit}"
-            request("GET", url)  # the first call may start the function under cargo lambda watch
+            request("GET", url)  # warm-up: the first call fills the function's caches
             samples = []
             for _ in range(args.runs):
                 elapsed, body = request("GET", url)

@@ -52,7 +52,7 @@ def main():
             sys.exit(f"{method} {path} -> {response.status}: {payload[:300]!r}")
         return elapsed, payload
 
-    request("GET", base)  # first request compiles/starts the function under cargo lambda watch
+    request("GET", base)  # warm-up: the first request fills the function's caches
     creates = []
     for i in range(args.flags):
         body = {

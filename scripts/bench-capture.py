@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Capture throughput through the local server: events per second of `POST /batch/`.
 
-`make dev` (or any `cargo lambda watch` of this repo) must be running. Creates a fresh
+`make dev` (or any local API server of this repo) must be running. Creates a fresh
 organization and project with flagsctl (the dev project is left alone), warms the `flags`
 function, then posts batches of 1,000 events, one request at a time, as posthog-python sends
 them, in two shapes:
@@ -77,7 +77,7 @@ def main():
             sys.exit(f"POST /batch/ -> {response.status}: {payload[:300]!r}")
         return elapsed
 
-    # The first request may start (or build) the function under cargo lambda watch.
+    # Warm-up: the first request fills the function's caches.
     for i in range(3):
         capture([event(f"warm-{i}", i, 0)])
 

@@ -5,8 +5,8 @@ AWS delivers the cohorts table's stream to CohortJobsFunction (template.yaml: Fi
 `is_calculating = true`, BatchSize 10, retries). DynamoDB Local has the stream but nothing reads
 it, so this pump polls it (DescribeStream, GetShardIterator, GetRecords, following new shards),
 keeps the records whose NewImage has `is_calculating = true`, wraps them in Lambda's DynamoDB
-event shape and invokes the worker through `cargo lambda watch`'s emulated Invoke API
-(`POST /2015-03-31/functions/cohort-jobs/invocations`, synchronous in the emulator).
+event shape and invokes the worker through the local API server's stand-in for Lambda's Invoke API
+(`POST /2015-03-31/functions/cohort-jobs/invocations`, synchronous).
 
 Like the event source mapping, a shard's batches go to the worker one at a time, in order, and a
 failed invocation is retried (a few times, with backoff) before the batch is skipped; the worker
@@ -99,7 +99,7 @@ def invoke(url, event):
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"content-type": "application/json"}
     )
-    # The worker's step is bounded (~20 s); the emulator may first have to start it.
+    # The worker's step is bounded (~20 s).
     with urllib.request.urlopen(request, timeout=600) as response:
         answer = response.read()
         if response.headers.get("X-Amz-Function-Error"):
@@ -161,7 +161,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dynamodb", required=True, help="DynamoDB Local endpoint URL")
     parser.add_argument("--table", required=True, help="the cohorts table's name")
-    parser.add_argument("--invoke", required=True, help="cargo lambda watch's base URL")
+    parser.add_argument("--invoke", required=True, help="the local API server's base URL")
     parser.add_argument("--function", default="cohort-jobs")
     parser.add_argument("--interval", type=float, default=0.25, help="idle poll pause, seconds")
     args = parser.parse_args()

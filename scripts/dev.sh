@@ -91,8 +91,10 @@ stamp=.local/dev-build.stamp
 touch "$stamp"
 while kill -0 "$API_PID" 2>/dev/null; do
     sleep 1
-    changed="$(find shared functions local-api Cargo.toml template.yaml openapi.yaml \
-        -newer "$stamp" \( -name '*.rs' -o -name '*.toml' -o -name '*.yaml' \) -print -quit)"
+    # What the server is built from: sources, manifests, the template and the document.
+    changed="$(find shared/src functions/*/src local-api/src Cargo.toml ./*/Cargo.toml \
+        functions/*/Cargo.toml template.yaml openapi.yaml -newer "$stamp" \
+        \( -name '*.rs' -o -name '*.toml' -o -name '*.yaml' \) -print -quit)"
     [[ -n "$changed" ]] || continue
     touch "$stamp"
     log "$changed changed: rebuilding"

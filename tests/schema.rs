@@ -1,4 +1,4 @@
-//! End to end: the OpenAPI document served at `/api/schema/` through `cargo lambda watch` and
+//! End to end: the OpenAPI document served at `/api/schema/` through the local API server and
 //! its router, and every route it names (with and without the trailing slash) reaching a
 //! function rather than the router's "no such route" answer. `make test` starts all of it.
 
