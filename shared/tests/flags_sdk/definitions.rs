@@ -155,6 +155,11 @@ async fn wrong_credentials_and_tokens() {
         .with_query("token", &other.api_token)
         .with_header("authorization", &format!("Bearer {}", sdk.world.secret_key));
     assert_eq!(sdk.send(foreign).await.status, 403);
+    // posthog-rs names the project in a header instead of `?token=`.
+    let by_header = ApiRequest::new("GET", "/flags/definitions")
+        .with_header("x-posthog-project-api-key", &other.api_token)
+        .with_header("authorization", &format!("Bearer {}", sdk.world.secret_key));
+    assert_eq!(sdk.send(by_header).await.status, 403);
 
     let unknown = ApiRequest::new("GET", "/flags/definitions")
         .with_query("token", "phc_unknown")

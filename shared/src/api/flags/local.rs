@@ -61,7 +61,8 @@ async fn serve<S: Store>(
     Ok(response.gzip_if_accepted(req))
 }
 
-/// The path's project, else the `token`'s, else the caller's own (secret key) or current one.
+/// The path's project, else the `token`'s (query, or the `X-PostHog-Project-Api-Key` header
+/// posthog-rs sends with a personal key), else the caller's own (secret key) or current one.
 async fn project<S: Store>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
@@ -73,6 +74,7 @@ async fn project<S: Store>(
     }
     let Some(token) = req
         .query_value("token")
+        .or_else(|| req.header("x-posthog-project-api-key"))
         .map(str::trim)
         .filter(|t| !t.is_empty())
     else {
