@@ -70,6 +70,7 @@ pub fn flag_snapshot(flag: &Flag) -> Value {
         "filters": flag.filters,
         "deleted": flag.deleted,
         "active": flag.active,
+        "archived": flag.archived,
         "ensure_experience_continuity": flag.ensure_experience_continuity,
         "rollback_conditions": flag.rollback_conditions,
         "performed_rollback": flag.performed_rollback,
@@ -91,7 +92,7 @@ pub fn revert_trigger(reverted_id: &str) -> Value {
 
 /// The diffed flag fields in PostHog's model field order, tags last (they are a relation
 /// there). Excluded: id, timestamps, authors, dashboards, project and creation context.
-fn diffed_fields(flag: &Flag) -> [(&'static str, Value); 17] {
+fn diffed_fields(flag: &Flag) -> [(&'static str, Value); 18] {
     let ts = |t: &Option<Timestamp>| json!(t.as_ref().map(time::format));
     [
         ("key", json!(flag.key)),
@@ -99,6 +100,7 @@ fn diffed_fields(flag: &Flag) -> [(&'static str, Value); 17] {
         ("filters", flag.filters.clone()),
         ("deleted", json!(flag.deleted)),
         ("active", json!(flag.active)),
+        ("archived", json!(flag.archived)),
         ("version", json!(flag.version)),
         ("rollback_conditions", flag.rollback_conditions.clone()),
         ("performed_rollback", json!(flag.performed_rollback)),
@@ -418,6 +420,7 @@ mod tests {
             f.filters = json!({"groups": []});
             f.deleted = true;
             f.active = false;
+            f.archived = true;
             f.rollback_conditions = json!([1]);
             f.performed_rollback = Some(true);
             f.ensure_experience_continuity = Some(true);
@@ -439,6 +442,7 @@ mod tests {
                 "filters",
                 "deleted",
                 "active",
+                "archived",
                 "version",
                 "rollback_conditions",
                 "performed_rollback",
@@ -453,8 +457,12 @@ mod tests {
                 "evaluation_tags",
             ]
         );
-        assert_eq!(changes[14]["after"], "2025-06-30T12:00:00.123456Z");
-        assert_eq!(changes[14]["action"], "created");
+        assert_eq!(changes[15]["after"], "2025-06-30T12:00:00.123456Z");
+        assert_eq!(changes[15]["action"], "created");
+        assert_eq!(
+            changes[5],
+            json!({"type": "FeatureFlag", "action": "changed", "field": "archived", "before": false, "after": true})
+        );
         // The entry is named after the key the flag has now.
         let entry = flag_entry(Some(&before), &after, None, now()).unwrap();
         assert_eq!(entry.detail["name"], "k2");

@@ -38,6 +38,34 @@ pub fn str(value: &Value) -> String {
     }
 }
 
+/// Python's `str.strip()`: Unicode whitespace plus the information separators U+001C–U+001F,
+/// which Python counts as whitespace and Rust does not.
+pub fn strip(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+/// PostHog's `str_to_bool` (query flags such as `?archived=`): only these spellings are true.
+pub fn str_to_bool(text: &str) -> bool {
+    matches!(
+        text.to_lowercase().as_str(),
+        "y" | "yes" | "t" | "true" | "on" | "1"
+    )
+}
+
+/// Django's case-insensitive lookups (`iexact`, `icontains`) on PostgreSQL compare `UPPER()` of
+/// both sides, which maps one character at a time: `ß` stays `ß` rather than becoming `SS`.
+pub fn sql_upper(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let mut upper = c.to_uppercase();
+            match (upper.next(), upper.next()) {
+                (Some(u), None) => u,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
 /// Python's `json.dumps(value)`: `", "` and `": "` separators, non-ASCII escaped.
 pub fn json_dumps(value: &Value) -> String {
     text(value, Spelling::Json)
@@ -169,6 +197,19 @@ fn number_text(n: &serde_json::Number) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strip_bool_and_upper() {
+        assert_eq!(strip("\u{1f} a b\u{3000}\n"), "a b");
+        for yes in ["y", "YES", "t", "True", "on", "1"] {
+            assert!(str_to_bool(yes), "{yes}");
+        }
+        for no in ["", "0", "false", "no", "2", "tru", " true"] {
+            assert!(!str_to_bool(no), "{no}");
+        }
+        assert_eq!(sql_upper("My-flag_ſ"), "MY-FLAG_S");
+        assert_eq!(sql_upper("straße"), "STRAßE");
+    }
 
     #[test]
     fn truthiness_and_names_follow_python() {

@@ -797,6 +797,33 @@ async fn revert_across_a_delete_restores_the_flag() {
 }
 
 #[tokio::test]
+async fn revert_from_archived_unarchives_and_reenables_in_one_update() {
+    let w = World::new().await;
+    let id = create_id(&w, json!({"key": "k"})).await;
+    let created = id_of(&log_of(&w, id).await[0]);
+    patch_ok(&w, id, json!({"archived": true, "active": false})).await;
+    let archived = id_of(&log_of(&w, id).await[0]);
+    let r = revert(&w, id, &created).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let flag = r.body.unwrap();
+    assert_eq!(
+        (&flag["archived"], &flag["active"]),
+        (&json!(false), &json!(true))
+    );
+    assert_eq!(
+        fields(&log_of(&w, id).await[0]),
+        ["active", "archived", "version", "performed_rollback"]
+    );
+    let r = revert(&w, id, &archived).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let flag = r.body.unwrap();
+    assert_eq!(
+        (&flag["archived"], &flag["active"]),
+        (&json!(true), &json!(false))
+    );
+}
+
+#[tokio::test]
 async fn revert_to_no_filters_restores_the_everyone_condition_readers_saw() {
     let w = World::new().await;
     let id = create_id(&w, json!({"key": "k"})).await;

@@ -184,6 +184,9 @@ impl<S: FlagStore + IdentityStore + ActivityStore + FeatureStore> ActivityEndpoi
     /// resets `performed_rollback`).
     fn revert_body(&self, snapshot: &Map<String, Value>, current: &Flag) -> Map<String, Value> {
         let now = activity::flag_snapshot(current);
+        // Snapshots taken before flags could be archived describe a flag that was not.
+        let mut snapshot = snapshot.clone();
+        snapshot.entry("archived").or_insert(Value::Bool(false));
         let mut body: Map<String, Value> = snapshot
             .iter()
             .filter(|(field, wanted)| now.get(field.as_str()) != Some(*wanted))
@@ -196,7 +199,7 @@ impl<S: FlagStore + IdentityStore + ActivityStore + FeatureStore> ActivityEndpoi
             body.insert("tags".into(), tags.clone());
         }
         if let Some(filters) = body.get_mut("filters") {
-            *filters = self.sendable_filters(filters, snapshot, current);
+            *filters = self.sendable_filters(filters, &snapshot, current);
         }
         body
     }

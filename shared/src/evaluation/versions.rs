@@ -73,15 +73,9 @@ impl Numeric {
 /// `(major, minor, patch)`; pre-release and build suffixes are dropped, so they never count.
 pub(crate) type Version = [Numeric; 3];
 
-/// Python's `str.strip()`: Unicode whitespace plus the information separators U+001C–U+001F,
-/// which Python counts as whitespace and Rust does not.
-fn py_strip(text: &str) -> &str {
-    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
-}
-
 /// `str(value).strip().lstrip("vV")`: every leading `v`/`V` goes, not just one.
 fn unprefixed(text: &str) -> &str {
-    py_strip(text).trim_start_matches(['v', 'V'])
+    python::strip(text).trim_start_matches(['v', 'V'])
 }
 
 /// `parse_semver(value)`; `None` where the SDK raises (and so defers to the server).

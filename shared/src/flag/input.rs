@@ -67,6 +67,13 @@ pub fn apply(
     if let Some(v) = body.get("active") {
         flag.active = boolean("active", v)?;
     }
+    let archiving = body
+        .get("archived")
+        .map(|v| boolean("archived", v))
+        .transpose()?;
+    if let Some(archived) = archiving {
+        flag.archived = archived;
+    }
     if let Some(v) = body.get("created_at") {
         flag.created_at = datetime("created_at", v)?;
     }
@@ -124,6 +131,7 @@ pub fn apply(
     if body.contains_key("evaluation_tags") {
         evaluation_tags_subset(&flag.evaluation_tags, body.get("tags").map(|_| &flag.tags))?;
     }
+    archived_flags_are_disabled(flag, archiving == Some(true))?;
     let original_flag = body
         .get("original_flag")
         .and_then(Value::as_object)
@@ -375,6 +383,20 @@ fn add_dashboards(linked: &mut Vec<i64>, ids: Vec<i64>) {
     }
 }
 
+/// An archived flag is "done for good", never paused: it must stay disabled. Which message
+/// depends on whether this body is the one archiving (PostHog's
+/// `_validate_archived_flags_are_disabled`).
+fn archived_flags_are_disabled(flag: &Flag, archiving: bool) -> ApiResult<()> {
+    if !(flag.archived && flag.active) {
+        return Ok(());
+    }
+    Err(ApiError::object(if archiving {
+        "Cannot archive an enabled feature flag. Disable it first, or send active: false in the same request."
+    } else {
+        "Cannot enable an archived feature flag. Unarchive it first."
+    }))
+}
+
 /// Evaluation tags must be among the tags sent in the same body.
 fn evaluation_tags_subset(evaluation_tags: &[String], tags: Option<&Vec<String>>) -> ApiResult<()> {
     let mut invalid: Vec<&str> = evaluation_tags
@@ -588,6 +610,64 @@ mod tests {
         .unwrap();
         assert_eq!(f.analytics_dashboards, vec![3, 4]);
         assert!(run(json!({"analytics_dashboards": []}), Mode::Patch, &[]).is_ok());
+    }
+
+    #[test]
+    fn archived_flags_must_be_disabled() {
+        let archive_enabled = "Cannot archive an enabled feature flag. Disable it first, or send active: false in the same request.";
+        let enable_archived = "Cannot enable an archived feature flag. Unarchive it first.";
+        let e = err(json!({"key": "k", "archived": true}), Mode::Create);
+        assert_eq!(
+            e,
+            json!({"type": "validation_error", "code": "invalid_input", "detail": archive_enabled, "attr": null})
+        );
+        let f = run(
+            json!({"key": "k", "archived": "true", "active": false}),
+            Mode::Create,
+            &[],
+        )
+        .unwrap();
+        assert!(f.archived && !f.active);
+
+        let mut archived = Flag::new(99, 1, "k".into(), user(), chrono::Utc::now());
+        archived.archived = true;
+        archived.active = false;
+        let patch = |body: Value, flag: &Flag| {
+            let mut flag = flag.clone();
+            let ctx = FilterContext {
+                is_create: false,
+                flag_key: "k",
+                flag_id: Some(99),
+                linked_to_early_access: false,
+                project_flags: &[],
+                cohorts: &[],
+            };
+            apply(body.as_object().unwrap(), Mode::Patch, &mut flag, &ctx).map(|_| flag)
+        };
+        let e = patch(json!({"active": true}), &archived).unwrap_err();
+        assert_eq!(e.body().unwrap()["detail"], enable_archived);
+        let e = patch(json!({"archived": true, "active": true}), &archived).unwrap_err();
+        assert_eq!(e.body().unwrap()["detail"], archive_enabled);
+        let f = patch(json!({"archived": false, "active": true}), &archived).unwrap();
+        assert!(!f.archived && f.active);
+        assert!(patch(json!({"name": "still archived"}), &archived).is_ok());
+        let enabled = Flag::new(99, 1, "k".into(), user(), chrono::Utc::now());
+        let e = patch(json!({"archived": true}), &enabled).unwrap_err();
+        assert_eq!(e.body().unwrap()["detail"], archive_enabled);
+        assert_eq!(
+            patch(json!({"archived": null}), &enabled)
+                .unwrap_err()
+                .body()
+                .unwrap()["code"],
+            "null"
+        );
+        assert_eq!(
+            patch(json!({"archived": "maybe"}), &enabled)
+                .unwrap_err()
+                .body()
+                .unwrap()["attr"],
+            "archived"
+        );
     }
 
     #[test]

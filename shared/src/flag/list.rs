@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::{Flag, status};
 use crate::error::{ApiError, ApiResult};
+use crate::python;
 use crate::time::Timestamp;
 
 /// The `active` parameter: anything but `STALE` or exactly `true` means "disabled".
@@ -55,6 +56,10 @@ pub struct ListQuery {
     pub active: Option<ActiveFilter>,
     pub created_by_id: Option<i64>,
     pub search: Option<String>,
+    /// Exact key, case-insensitively; `None` when absent or blank.
+    pub key: Option<String>,
+    /// `None` (no `archived` parameter) lists only flags that are not archived.
+    pub archived: Option<bool>,
     pub flag_type: Option<TypeFilter>,
     pub evaluation_runtime: Option<String>,
     /// Keys to leave out (`excluded_properties`).
@@ -75,6 +80,12 @@ pub fn parse(params: &[(String, String)]) -> ApiResult<ListQuery> {
             "active" => query.active = Some(parse_active(value)),
             "created_by_id" => query.created_by_id = Some(parse_user_id(value)?),
             "search" => query.search = Some(value.clone()),
+            "key" => {
+                query.key = Some(python::strip(value))
+                    .filter(|k| !k.is_empty())
+                    .map(String::from)
+            }
+            "archived" => query.archived = Some(python::str_to_bool(value)),
             "type" => query.flag_type = parse_type(value),
             "evaluation_runtime" => query.evaluation_runtime = Some(value.clone()),
             "excluded_properties" => query.excluded_keys = json_names(value),
@@ -169,6 +180,11 @@ fn matches(flag: &Flag, query: &ListQuery, now: Timestamp) -> bool {
             .search
             .as_deref()
             .is_none_or(|s| matches_search(flag, s))
+        && query
+            .key
+            .as_deref()
+            .is_none_or(|k| python::sql_upper(&flag.key) == python::sql_upper(k))
+        && flag.archived == query.archived.unwrap_or(false)
         && query.flag_type.is_none_or(|t| matches_type(flag, t))
         && query
             .evaluation_runtime
@@ -533,6 +549,50 @@ mod tests {
         assert_eq!(
             run(flags, &[("active", "false"), ("active", "true")]),
             ["gamma-on", "beta-on"]
+        );
+    }
+
+    #[test]
+    fn key_is_an_exact_case_insensitive_match() {
+        let flags = vec![flag(1, "my-flag"), flag(2, "My-Flag-2"), flag(3, "other")];
+        assert_eq!(run(flags.clone(), &[("key", "my-flag")]), ["my-flag"]);
+        assert_eq!(run(flags.clone(), &[("key", " MY-FLAG\n")]), ["my-flag"]);
+        assert_eq!(run(flags.clone(), &[("key", "MY-flag-2")]), ["My-Flag-2"]);
+        assert!(run(flags.clone(), &[("key", "my")]).is_empty());
+        assert!(run(flags.clone(), &[("key", "my-flag%")]).is_empty());
+        for blank in ["", "   "] {
+            assert_eq!(run(flags.clone(), &[("key", blank)]).len(), 3, "{blank:?}");
+        }
+        assert_eq!(
+            run(flags, &[("key", "other"), ("search", "oth")]),
+            ["other"]
+        );
+    }
+
+    #[test]
+    fn archived_flags_are_left_out_unless_asked_for() {
+        let mut old = flag(1, "old");
+        old.archived = true;
+        old.active = false;
+        let mut gone = flag(3, "gone");
+        gone.archived = true;
+        gone.deleted = true;
+        let flags = vec![old, flag(2, "live"), gone];
+        assert_eq!(run(flags.clone(), &[]), ["live"]);
+        for yes in ["true", "True", "1", "yes", "y", "t", "on"] {
+            assert_eq!(run(flags.clone(), &[("archived", yes)]), ["old"], "{yes}");
+        }
+        for no in ["false", "0", "", "nope"] {
+            assert_eq!(run(flags.clone(), &[("archived", no)]), ["live"], "{no}");
+        }
+        assert_eq!(run(flags.clone(), &[("key", "old")]), Vec::<String>::new());
+        assert_eq!(
+            run(flags.clone(), &[("key", "OLD"), ("archived", "true")]),
+            ["old"]
+        );
+        assert_eq!(
+            run(flags, &[("active", "false"), ("archived", "true")]),
+            ["old"]
         );
     }
 

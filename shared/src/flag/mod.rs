@@ -26,6 +26,10 @@ pub struct Flag {
     pub filters: Value,
     pub deleted: bool,
     pub active: bool,
+    /// "Done for good": hidden from the default list and always disabled. Absent on items
+    /// written before the field existed.
+    #[serde(default)]
+    pub archived: bool,
     pub created_by: Option<UserSummary>,
     #[serde(with = "serde_ts")]
     pub created_at: Timestamp,
@@ -72,6 +76,7 @@ impl Flag {
             filters: json!({}),
             deleted: false,
             active: true,
+            archived: false,
             created_by: Some(creator.clone()),
             created_at: now,
             updated_at: now,
@@ -156,6 +161,7 @@ pub fn representation(
     out.insert("filters".into(), filters);
     out.insert("deleted".into(), json!(flag.deleted));
     out.insert("active".into(), json!(flag.active));
+    out.insert("archived".into(), json!(flag.archived));
     out.insert("created_by".into(), user(&flag.created_by));
     out.insert("created_at".into(), json!(time::format(&flag.created_at)));
     out.insert("updated_at".into(), json!(time::format(&flag.updated_at)));

@@ -1,5 +1,6 @@
-//! Flag status (§5.6): ACTIVE / STALE / DELETED, computed on read. Every time comparison is
-//! made against the caller's `now` so results are reproducible in tests and across a request.
+//! Flag status (§5.6): ACTIVE / STALE / ARCHIVED / DELETED, computed on read. Every time
+//! comparison is made against the caller's `now` so results are reproducible in tests and
+//! across a request.
 
 use crate::python;
 use chrono::TimeDelta;
@@ -34,6 +35,7 @@ impl RolledOut {
 pub fn status_name(flag: &Flag, now: Timestamp) -> &'static str {
     match status_detail(flag, now).0 {
         "deleted" => "DELETED",
+        "archived" => "ARCHIVED",
         "stale" => "STALE",
         _ => "ACTIVE",
     }
@@ -44,6 +46,9 @@ pub fn status_name(flag: &Flag, now: Timestamp) -> &'static str {
 pub fn status_detail(flag: &Flag, now: Timestamp) -> (&'static str, String) {
     if flag.deleted {
         return ("deleted", "Flag has been deleted".into());
+    }
+    if flag.archived {
+        return ("archived", "Flag has been archived".into());
     }
     if !flag.active {
         return (
@@ -218,6 +223,22 @@ mod tests {
             status_detail(&f, now()),
             ("deleted", "Flag has been deleted".into())
         );
+        assert_eq!(status_name(&f, now()), "DELETED");
+    }
+
+    #[test]
+    fn archived_comes_after_deleted_and_before_staleness() {
+        let mut f = flag(100, full_boolean());
+        f.archived = true;
+        f.active = false;
+        f.last_called_at = Some(now() - TimeDelta::days(90));
+        assert_eq!(
+            status_detail(&f, now()),
+            ("archived", "Flag has been archived".into())
+        );
+        assert_eq!(status_name(&f, now()), "ARCHIVED");
+        assert!(!is_stale(&f, now()));
+        f.deleted = true;
         assert_eq!(status_name(&f, now()), "DELETED");
     }
 

@@ -37,6 +37,7 @@ async fn create_returns_every_default() {
         "filters": {"groups": [{"properties": [], "rollout_percentage": null}]},
         "deleted": false,
         "active": true,
+        "archived": false,
         "created_by": user,
         "created_at": created_at,
         "updated_at": body["updated_at"],

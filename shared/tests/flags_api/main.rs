@@ -6,12 +6,14 @@
 //! §5.2 create, key rules E1–E5 → `create`; §4 filters E6–E28 → `filters`; §5.3–§5.5
 //! retrieve/update/delete, E31–E35 → `update`, `lifecycle`; §5.7 → `encrypted`; §5.6, §7 →
 //! `status`; the DynamoDB adapter → `store`; limits → `limits`; parallel writers →
-//! `concurrency`; §6.3 entries → `activity`.
+//! `concurrency`; §6.3 entries → `activity`; `archived` and `?key=` (newer PostHog) →
+//! `archived`.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod activity;
+mod archived;
 mod auth;
 mod concurrency;
 mod create;
