@@ -942,3 +942,36 @@ async fn concurrent_updates_lose_nothing() {
     assert_eq!(got.body["description"], "described");
     assert_eq!(got.body["count"], 8, "every request's members are counted");
 }
+
+#[tokio::test]
+async fn list_search_is_a_case_insensitive_substring_of_the_name() {
+    let w = World::new().await;
+    let paying = create_cohort(&w, json!({"name": "Paying Users", "is_static": true})).await;
+    let pro = create_cohort(&w, json!({"name": "pro users", "is_static": true})).await;
+    create_cohort(&w, json!({"name": "Churned", "is_static": true})).await;
+    let unnamed = create_cohort(&w, json!({"is_static": true})).await;
+    assert_eq!(unnamed["name"], Value::Null);
+    let ids = |list: &Response| listed_ids(list);
+    let found = cohorts(&w, "GET", "?search=USERS", None).await;
+    assert_eq!(found.body["count"], 2);
+    assert_eq!(
+        ids(&found),
+        [pro["id"].as_i64().unwrap(), paying["id"].as_i64().unwrap()],
+        "newest first"
+    );
+    let found = cohorts(&w, "GET", "?search=ing%20us", None).await;
+    assert_eq!(ids(&found), [paying["id"].as_i64().unwrap()]);
+    assert_eq!(
+        cohorts(&w, "GET", "?search=nobody", None).await.body["count"],
+        0
+    );
+    // A blank search keeps every named cohort; one without a name never matches.
+    assert_eq!(cohorts(&w, "GET", "?search=", None).await.body["count"], 3);
+    assert_eq!(cohorts(&w, "GET", "", None).await.body["count"], 4);
+    // Paging counts what the search kept.
+    let page = cohorts(&w, "GET", "?search=users&limit=1", None).await;
+    assert_eq!(
+        (page.body["count"].clone(), ids(&page)),
+        (json!(2), vec![pro["id"].as_i64().unwrap()])
+    );
+}

@@ -100,8 +100,11 @@ struct CohortsEndpoint<'a, S> {
 }
 
 impl<S: FlagStore + PersonStore + IdentityStore> CohortsEndpoint<'_, S> {
-    /// Non-deleted cohorts, newest first (PostHog orders by `-created_at`).
+    /// Non-deleted cohorts, newest first (PostHog orders by `-created_at`). `?search=` keeps
+    /// names containing it, case-insensitively (Django's `name__icontains`, under which a
+    /// cohort without a name never matches, even a blank search).
     async fn list(&self, req: &ApiRequest) -> ApiResult<ApiResponse> {
+        let search = req.query_value("search").map(crate::python::sql_upper);
         let mut cohorts: Vec<Cohort> = self
             .ctx
             .store
@@ -109,6 +112,13 @@ impl<S: FlagStore + PersonStore + IdentityStore> CohortsEndpoint<'_, S> {
             .await?
             .into_iter()
             .filter(|c| !c.deleted)
+            .filter(|c| {
+                search.as_deref().is_none_or(|needle| {
+                    c.name
+                        .as_deref()
+                        .is_some_and(|name| crate::python::sql_upper(name).contains(needle))
+                })
+            })
             .collect();
         cohorts.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         let items = cohorts.iter().map(Cohort::representation).collect();
