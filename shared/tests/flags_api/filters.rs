@@ -662,3 +662,26 @@ async fn patch_without_groups_ignores_filters_but_put_applies_them() {
         (200, everyone(5), json!(3))
     );
 }
+
+/// PostHog only logs semver values it cannot parse (its `cross_field.semver_value_invalid` rule
+/// is not enforced by default), so versions the SDKs refuse to read, such as leading zeros, are
+/// stored as sent; they simply never match.
+#[tokio::test]
+async fn semver_values_are_not_validated() {
+    let w = World::new().await;
+    for (op, value) in [
+        ("semver_eq", "01.2.3"),
+        ("semver_gt", "1.02"),
+        ("semver_caret", "not a version"),
+        ("semver_wildcard", "01.*"),
+    ] {
+        let filters = json!({"groups": [{"properties": [person("app_version", op, json!(value))], "rollout_percentage": 100}]});
+        let r = create_with(&w, filters).await;
+        assert_eq!(r.status, 201, "{op} {value}: {}", r.body);
+        assert_eq!(
+            r.body["filters"]["groups"][0]["properties"][0]["value"],
+            value
+        );
+        patch_ok(&w, id_of(&r.body), json!({"deleted": true})).await;
+    }
+}
