@@ -2,8 +2,9 @@
 //! answers decoding and parsing failures in plain text and token failures in its JSON envelope.
 //!
 //! Bodies arrive as JSON, gzip (`Content-Encoding: gzip`, `?compression=gzip` or `gzip-js`, or
-//! just the gzip magic bytes: Node gzips its batches), base64 (`?compression=base64`), or a
-//! form with the JSON (or its base64) in `data` as older browser SDKs post it.
+//! just the gzip magic bytes: Node gzips its batches, posthog-js its events as `text/plain`),
+//! base64 (`?compression=base64`), or a form with the base64 (or the JSON) in `data`, as
+//! posthog-js posts `/flags/` and its beacons.
 
 use std::io::Read;
 
@@ -82,7 +83,36 @@ pub fn json(req: &ApiRequest, limits: Limits) -> Result<Value, SdkError> {
     serde_json::from_slice(&bytes).map_err(|e| SdkError::Parse(e.to_string()))
 }
 
+/// What `?compression=` says the body (or a form's `data`) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Base64,
+}
+
+impl Compression {
+    fn of(req: &ApiRequest) -> Result<Compression, SdkError> {
+        let value = req.query_value("compression").unwrap_or_default();
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(Compression::None),
+            "gzip" | "gzip-js" => Ok(Compression::Gzip),
+            "base64" => Ok(Compression::Base64),
+            other => Err(SdkError::Decode(format!(
+                "unsupported compression {other:?} (use gzip, gzip-js or base64)"
+            ))),
+        }
+    }
+}
+
 /// The body's bytes, decompressed and base64-decoded as the request says.
+///
+/// PostHog's semantics (its feature-flags service's `decode_form_data` and capture's
+/// `extract_payload_bytes`): a form's `data` field is base64 text decoded exactly once, and
+/// `compression=base64` names that very encoding (posthog-js posts `/flags/?compression=base64`
+/// with `data=<base64>`), so it never adds a second decode; gzip is refused for forms. Any other
+/// body is base64-decoded when `compression=base64` and gunzipped when the header, the query or
+/// the gzip magic bytes say so (posthog-js gzips events as `text/plain`).
 pub fn decode(req: &ApiRequest, limits: Limits) -> Result<Vec<u8>, SdkError> {
     let size = req.body.len();
     if size > limits.raw {
@@ -91,18 +121,18 @@ pub fn decode(req: &ApiRequest, limits: Limits) -> Result<Vec<u8>, SdkError> {
             limit: limits.raw,
         });
     }
-    let mut bytes = form_data(req)?.unwrap_or_else(|| req.body.clone());
-    let compression = req
-        .query_value("compression")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if compression == "base64" {
-        bytes = base64_decode(&bytes)?;
-    } else if !matches!(compression.as_str(), "" | "gzip" | "gzip-js") {
-        return Err(SdkError::Decode(format!(
-            "unsupported compression {compression:?} (use gzip, gzip-js or base64)"
-        )));
-    }
+    let compression = Compression::of(req)?;
+    let mut bytes = match form_data(req)? {
+        Some(_) if compression == Compression::Gzip => {
+            return Err(SdkError::Decode(
+                "gzip compression is not supported for form data (send base64 in `data`)".into(),
+            ));
+        }
+        Some(data) if looks_like_json(data.as_bytes()) => data.into_bytes(),
+        Some(data) => base64_decode(data.as_bytes())?,
+        None if compression == Compression::Base64 => base64_decode(&req.body)?,
+        None => req.body.clone(),
+    };
     let gzip_header = req
         .header("content-encoding")
         .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"));
@@ -118,38 +148,47 @@ pub fn decode(req: &ApiRequest, limits: Limits) -> Result<Vec<u8>, SdkError> {
     Ok(bytes)
 }
 
-/// `data=` of a form body, base64-decoded unless it already is JSON; `None` for other bodies.
-fn form_data(req: &ApiRequest) -> Result<Option<Vec<u8>>, SdkError> {
+fn looks_like_json(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'{' | b'['))
+}
+
+/// The `data` field of a form body (still encoded); `None` for other bodies. A form that is
+/// bare base64 without `data=` counts as its `data`, as PostHog reads it.
+fn form_data(req: &ApiRequest) -> Result<Option<String>, SdkError> {
     let is_form = req.header("content-type").is_some_and(|ct| {
         ct.trim_start()
+            .to_ascii_lowercase()
             .starts_with("application/x-www-form-urlencoded")
     });
     // curl's `-d` labels JSON as a form; a body that is JSON is read as JSON.
-    let looks_like_json = req
-        .body
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| matches!(b, b'{' | b'['));
-    if !is_form || looks_like_json {
+    if !is_form || looks_like_json(&req.body) {
         return Ok(None);
     }
-    let data = url::form_urlencoded::parse(&req.body)
-        .find(|(k, _)| k == "data")
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| SdkError::Decode("form body without a `data` field".into()))?;
-    let trimmed = data.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return Ok(Some(data.into_bytes()));
+    if let Some((_, data)) = url::form_urlencoded::parse(&req.body).find(|(k, _)| k == "data") {
+        return Ok(Some(data.into_owned()));
     }
-    base64_decode(data.as_bytes()).map(Some)
+    let bare = std::str::from_utf8(&req.body).unwrap_or_default().trim();
+    if !bare.is_empty() && bare.bytes().all(is_base64_byte) {
+        return Ok(Some(bare.to_string()));
+    }
+    Err(SdkError::Decode("form body without a `data` field".into()))
 }
 
-/// Standard or URL-safe alphabet, padded or not, surrounding whitespace ignored.
+fn is_base64_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=')
+}
+
+/// Standard or URL-safe alphabet, padded or not. Surrounding whitespace is ignored and inner
+/// spaces are `+` signs that form decoding turned into spaces (PostHog restores them too).
 fn base64_decode(bytes: &[u8]) -> Result<Vec<u8>, SdkError> {
     let text: Vec<u8> = bytes
+        .trim_ascii()
         .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
+        .filter(|b| !matches!(b, b'\r' | b'\n' | b'\t'))
+        .map(|&b| if b == b' ' { b'+' } else { b })
         .collect();
     let text = text
         .strip_suffix(b"==")
@@ -182,7 +221,6 @@ fn gunzip(bytes: &[u8], limit: usize) -> Result<Vec<u8>, SdkError> {
 mod tests {
     use std::io::Write;
 
-    use flate2::Compression;
     use flate2::write::GzEncoder;
 
     use super::*;
@@ -193,7 +231,7 @@ mod tests {
     };
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(bytes).unwrap();
         encoder.finish().unwrap()
     }
@@ -231,6 +269,90 @@ mod tests {
             7,
             "curl -d sends JSON as a form"
         );
+        form.body = b"eyJhIjogOH0=".to_vec();
+        assert_eq!(
+            json(&form, LIMITS).unwrap()["a"],
+            8,
+            "bare base64 without data="
+        );
+    }
+
+    /// posthog-js's `encodePostData` for `Compression.Base64`: `data=` + the URI-encoded
+    /// base64 of the UTF-8 JSON, as a form.
+    fn posthog_js_base64_form(body: &Value) -> Vec<u8> {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(body.to_string());
+        let encoded: String = url::form_urlencoded::byte_serialize(b64.as_bytes()).collect();
+        format!("data={encoded}").into_bytes()
+    }
+
+    /// Every body posthog-js 1.449 sends: `/flags/?v=2&compression=base64` as a base64 form
+    /// (the field is decoded once: `compression=base64` names its encoding), events as gzip
+    /// `text/plain` under `compression=gzip-js` (beacons too), and plain JSON when compression
+    /// is off or its gzip failed.
+    #[test]
+    fn every_body_posthog_js_sends() {
+        // `+` and `/` in the base64, non-ASCII text in the JSON.
+        let flags = serde_json::json!({"token": "phc_x", "distinct_id": ">>>?", "groups": {},
+            "person_properties": {"name": "ü"}});
+        let base64_flags = post(posthog_js_base64_form(&flags))
+            .with_query("v", "2")
+            .with_query("compression", "base64")
+            .with_header("content-type", "application/x-www-form-urlencoded");
+        let sent = String::from_utf8_lossy(&base64_flags.body).into_owned();
+        assert!(sent.contains("%2B") && sent.contains("%2F"), "{sent}");
+        assert_eq!(json(&base64_flags, LIMITS).unwrap(), flags);
+
+        let mut without_param = base64_flags.clone();
+        without_param.query.retain(|(k, _)| k != "compression");
+        assert_eq!(json(&without_param, LIMITS).unwrap(), flags);
+
+        // A client that left `+` unescaped: form decoding makes it a space, restored here.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(flags.to_string());
+        assert!(b64.contains('+'));
+        let mut raw_plus = base64_flags.clone();
+        raw_plus.body = format!("data={b64}").into_bytes();
+        assert_eq!(json(&raw_plus, LIMITS).unwrap(), flags);
+
+        let events = serde_json::json!([{"event": "$pageview", "properties": {"token": "phc_x"}}]);
+        let gzip_events = post(gzip(events.to_string().as_bytes()))
+            .with_query("compression", "gzip-js")
+            .with_query("ver", "1.449.2")
+            .with_header("content-type", "text/plain");
+        assert!(std::str::from_utf8(&gzip_events.body).is_err());
+        assert_eq!(json(&gzip_events, LIMITS).unwrap(), events);
+        let beacon = gzip_events.clone().with_query("beacon", "1");
+        assert_eq!(json(&beacon, LIMITS).unwrap(), events);
+
+        let beacon_fallback = post(posthog_js_base64_form(&events))
+            .with_query("compression", "base64")
+            .with_query("beacon", "1")
+            .with_header("content-type", "application/x-www-form-urlencoded");
+        assert_eq!(json(&beacon_fallback, LIMITS).unwrap(), events);
+
+        let plain = post(flags.to_string().into_bytes())
+            .with_query("v", "2")
+            .with_header("content-type", "application/json");
+        assert_eq!(json(&plain, LIMITS).unwrap(), flags);
+    }
+
+    #[test]
+    fn base64_bodies_are_decoded_once() {
+        let inner = base64::engine::general_purpose::STANDARD.encode(br#"{"a": 9}"#);
+        let twice = base64::engine::general_purpose::STANDARD.encode(&inner);
+        let body = post(twice.into_bytes()).with_query("compression", "base64");
+        assert_eq!(decode(&body, LIMITS).unwrap(), inner.as_bytes());
+        let gzip_in_base64 =
+            base64::engine::general_purpose::STANDARD.encode(gzip(br#"{"a": 10}"#));
+        let body = post(gzip_in_base64.into_bytes()).with_query("compression", "base64");
+        assert_eq!(json(&body, LIMITS).unwrap()["a"], 10);
+    }
+
+    #[test]
+    fn forms_refuse_gzip_as_posthog_does() {
+        let form = post(b"data=eyJhIjogNX0%3D".to_vec())
+            .with_query("compression", "gzip-js")
+            .with_header("content-type", "application/x-www-form-urlencoded");
+        assert!(matches!(decode(&form, LIMITS), Err(SdkError::Decode(_))));
     }
 
     #[test]
