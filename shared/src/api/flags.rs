@@ -1,7 +1,8 @@
 //! The SDK endpoints, one Lambda (`flags`): remote evaluation (`/flags/`, `/decide/`),
 //! local-evaluation definitions (`/flags/definitions`, `/api/feature_flag/local_evaluation/`,
-//! `/api/projects/{project_id}/feature_flags/local_evaluation/`) and capture (`/batch/`, `/e/`,
-//! `/i/v0/e/`, `/capture/`). Behaviour: evaluation.md §3–§5; caching: [`cache`].
+//! `/api/projects/{project_id}/feature_flags/local_evaluation/`), capture (`/batch/`, `/e/`,
+//! `/i/v0/e/`, `/capture/`) and posthog-js's remote config (`/array/{token}/config`,
+//! `/array/{token}/config.js`). Behaviour: evaluation.md §3–§5; caching: [`cache`].
 
 mod body;
 pub mod cache;
@@ -9,6 +10,7 @@ mod ingest;
 mod local;
 mod person_updates;
 mod remote;
+mod remote_config;
 mod request;
 mod response;
 
@@ -45,6 +47,12 @@ pub async fn handle<S: Store>(ctx: &Context<'_, S>, req: &ApiRequest) -> ApiResp
         [.., "api", "feature_flag", "local_evaluation"] => local::handle(ctx, req, None).await,
         [.., "flags"] => remote::handle(ctx, req, false).await,
         [.., "decide"] => remote::handle(ctx, req, true).await,
+        [.., "array", token, "config"] => {
+            remote_config::handle(ctx, req, token, remote_config::Format::Json).await
+        }
+        [.., "array", token, "config.js"] => {
+            remote_config::handle(ctx, req, token, remote_config::Format::Script).await
+        }
         [.., "batch"] | [.., "e"] | [.., "capture"] => ingest::handle(ctx, req).await,
         _ => not_found(),
     }
