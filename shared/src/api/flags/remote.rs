@@ -121,7 +121,10 @@ async fn stored_person<S: Store>(
     parsed: &FlagsRequest,
     project_id: i64,
 ) -> Option<Person> {
-    if snapshot.flags.iter().all(|f| f.deleted) {
+    // An over-long id cannot have been stored: capture never keeps one.
+    if snapshot.flags.iter().all(|f| f.deleted)
+        || !crate::limits::is_identifier(&parsed.distinct_id)
+    {
         return None;
     }
     match ctx
