@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.parse
 
-from benchlib import ROOT, flag_body, flagsctl, summary
+from benchlib import ROOT, seed_project, summary
 
 
 class Client:
@@ -57,18 +57,8 @@ def main():
 
     with open(args.credentials) as f:
         api_url = json.load(f)["api_url"]
-    org = flagsctl("create-org", "--name", "bench")
-    project = flagsctl("create-project", "--org", org["id"], "--name", "bench")
-    user = flagsctl("create-user", "--org", org["id"], "--email", f"bench-{time.time_ns()}@example.com")
-    key = flagsctl("create-key", "--user", str(user["id"]), "--scopes", "feature_flag:write")["key"]
-
+    project, _, _ = seed_project(api_url, "bench", args.flags)
     client = Client(api_url)
-    manage = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    base = f"/api/projects/{project['id']}/feature_flags/"
-    ids = []
-    for i in range(args.flags):
-        _, _, created = client.request("POST", base, flag_body(i, ids), manage, ok=(201,))
-        ids.append(json.loads(created)["id"])
 
     person = {"distinct_id": "user-1", "api_key": project["api_token"], "groups": {}, "group_properties": {},
               "person_properties": {"email": "ada@example.com", "plan": "pro", "age": 36, "app_version": "1.4.2"},

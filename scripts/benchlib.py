@@ -1,9 +1,13 @@
 """Helpers shared by the scripts/bench-*.py latency scripts (standard library only)."""
 
+import http.client
 import json
 import os
 import statistics
 import subprocess
+import sys
+import time
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,3 +93,27 @@ def flag_body(i, ids):
         conditions[0]["properties"].append(
             {"key": str(ids[-1]), "type": "flag", "operator": "flag_evaluates_to", "value": True})
     return {"key": f"bench-{i}", "name": f"Benchmark flag {i}", "filters": filters}
+
+
+def seed_project(api_url, name, flags):
+    """A fresh organization, project, user and `feature_flag:write` key (flagsctl, so the dev
+    project is left alone) and `flags` mixed flags created through the API; returns
+    (project, key, flag ids)."""
+    org = flagsctl("create-org", "--name", name)
+    project = flagsctl("create-project", "--org", org["id"], "--name", name)
+    user = flagsctl("create-user", "--org", org["id"], "--email", f"{name}-{time.time_ns()}@example.com")
+    key = flagsctl("create-key", "--user", str(user["id"]), "--scopes", "feature_flag:write")["key"]
+    target = urllib.parse.urlsplit(api_url)
+    conn = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=60)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    base = f"/api/projects/{project['id']}/feature_flags/"
+    ids = []
+    for i in range(flags):
+        conn.request("POST", base, body=json.dumps(flag_body(i, ids)), headers=headers)
+        response = conn.getresponse()
+        created = response.read()
+        if response.status != 201:
+            sys.exit(f"creating flag {i}: {response.status} {created[:300]!r}")
+        ids.append(json.loads(created)["id"])
+    conn.close()
+    return project, key, ids

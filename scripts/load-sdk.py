@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.parse
 
-from benchlib import ROOT, flag_body, flagsctl, percentile
+from benchlib import ROOT, percentile, seed_project
 
 
 def connect(api_url):
@@ -98,23 +98,9 @@ def main():
 
     with open(args.credentials) as f:
         api_url = json.load(f)["api_url"]
-    org = flagsctl("create-org", "--name", "load")
-    project = flagsctl("create-project", "--org", org["id"], "--name", "load")
-    user = flagsctl("create-user", "--org", org["id"], "--email", f"load-{time.time_ns()}@example.com")
-    key = flagsctl("create-key", "--user", str(user["id"]), "--scopes", "feature_flag:write")["key"]
-
-    conn = connect(api_url)
-    manage = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    project, key, _ = seed_project(api_url, "load", args.flags)
+    manage = {"Authorization": f"Bearer {key}"}
     base = f"/api/projects/{project['id']}/feature_flags/"
-    ids = []
-    for i in range(args.flags):
-        conn.request("POST", base, body=json.dumps(flag_body(i, ids)), headers=manage)
-        response = conn.getresponse()
-        created = response.read()
-        if response.status != 201:
-            sys.exit(f"creating flag {i}: {response.status} {created[:300]!r}")
-        ids.append(json.loads(created)["id"])
-    conn.close()
 
     token = project["api_token"]
     secret = {"Authorization": f"Bearer {project['secret_api_key']}"}
