@@ -20,6 +20,7 @@ pub mod json_text;
 pub mod limits;
 pub mod person;
 pub mod python;
+pub mod retry;
 pub mod store;
 pub mod time;
 pub mod usage;

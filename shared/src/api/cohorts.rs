@@ -18,7 +18,6 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use super::feature_flags::backoff;
 use super::{Authorized, Context, authorize, cohort_jobs, project_route};
 use crate::auth::{Accepts, Caller};
 use crate::cohort::{self, Cohort};
@@ -28,6 +27,7 @@ use crate::flag::Flag;
 use crate::http::{ApiRequest, ApiResponse, paginate};
 use crate::identity::{Project, UserSummary};
 use crate::person::Person;
+use crate::retry::Backoff;
 use crate::store::{FlagStore, IdentityStore, PersonStore};
 use crate::time;
 
@@ -229,7 +229,7 @@ impl<S: FlagStore + PersonStore + IdentityStore> CohortsEndpoint<'_, S> {
                 .await?
             {
                 Some(stored) => return Ok(ApiResponse::ok(stored.representation())),
-                None => backoff(attempt).await,
+                None => Backoff::WRITE_RACE.pause(attempt).await,
             }
         }
         Err(ApiError::Conflict(

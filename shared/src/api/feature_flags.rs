@@ -703,11 +703,10 @@ fn busy() -> ApiError {
     )
 }
 
-/// Jittered so retrying writers spread out instead of colliding again.
+/// The crate's one retry policy (`crate::retry`), at the pace of single-item write races.
 pub(super) async fn backoff(attempt: u32) {
-    let base = 5 + 5 * u64::from(attempt.min(10));
-    let jitter = rand::random_range(0..base);
-    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+    let pause: Duration = crate::retry::Backoff::WRITE_RACE.jittered(attempt);
+    tokio::time::sleep(pause).await;
 }
 
 /// Usage dashboards (management-api.md §5.2, §9) and `analytics_dashboards` links.

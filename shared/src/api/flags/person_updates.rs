@@ -4,13 +4,13 @@
 //! the number of events per person.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use super::{Context, Store};
 use crate::capture::Batch;
 use crate::capture::persons::{Fold, PersonUpdate, write_ids};
 use crate::error::ApiError;
 use crate::person::PersonWrite;
+use crate::retry::Backoff;
 
 /// Rounds of read–fold–write when other captures keep changing the same persons. Past them
 /// the capture answers 503 so the SDK sends the batch again (the rules are idempotent, so
@@ -31,9 +31,7 @@ pub(super) async fn upsert_persons<S: Store>(
             return Ok(());
         }
         if attempt > 0 {
-            // Spread the racing captures apart a little before reading again.
-            let jitter = rand::random::<u64>() % 20;
-            tokio::time::sleep(Duration::from_millis((10 << attempt) + jitter)).await;
+            Backoff::BATCH.pause(attempt - 1).await;
         }
         let mut ids: Vec<String> = pending
             .iter()
