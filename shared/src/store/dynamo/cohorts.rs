@@ -1,25 +1,19 @@
 //! Cohorts (cohorts table) and static cohort memberships (persons table).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{
-    KeysAndAttributes, Put, PutRequest, TransactWriteItem, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{Put, PutRequest, TransactWriteItem, WriteRequest};
 
-use super::{DynamoStore, Item, db_error, n, padded, project_pk, s};
+use super::{DynamoStore, Item, UNPROCESSED_RETRIES, db_error, n, padded, project_pk, s};
 use crate::cohort::Cohort;
 use crate::error::ApiError;
+use crate::retry::Backoff;
 use crate::store::{CohortStore, WriteError};
 
-/// BatchWriteItem takes 25 requests a call, BatchGetItem 100 keys.
+/// BatchWriteItem takes 25 requests a call.
 const WRITE_BATCH: usize = 25;
-const GET_BATCH: usize = 100;
-/// Rounds of retrying unprocessed items (throttling) before giving up with an error; the
-/// caller (the fill worker, a create) is idempotent and may simply run again.
-const MAX_UNPROCESSED_ROUNDS: u32 = 8;
 
 fn cohort_key(project_id: i64, id: i64) -> Item {
     HashMap::from([
@@ -152,19 +146,16 @@ impl CohortStore for DynamoStore {
             })
             .collect();
         let mut found: HashMap<String, Vec<i64>> = HashMap::new();
-        for chunk in keys.chunks(GET_BATCH) {
-            for item in self
-                .cohort_batch_get(&self.tables.persons, chunk.to_vec())
-                .await?
-            {
-                let pk = item.get("pk").and_then(|v| v.as_s().ok());
-                let cohort = pk
-                    .and_then(|pk| pk.rsplit_once("#COHORT#"))
-                    .and_then(|(_, id)| id.parse::<i64>().ok());
-                let person = item.get("person_id").and_then(|v| v.as_s().ok());
-                if let (Some(cohort), Some(person)) = (cohort, person) {
-                    found.entry(person.clone()).or_default().push(cohort);
-                }
+        // One call at a time: the fill worker asks on every page, and spacing its reads keeps
+        // it from throttling the persons table that captures write to.
+        for item in self.batch_get(&self.tables.persons, keys, 1).await? {
+            let pk = item.get("pk").and_then(|v| v.as_s().ok());
+            let cohort = pk
+                .and_then(|pk| pk.rsplit_once("#COHORT#"))
+                .and_then(|(_, id)| id.parse::<i64>().ok());
+            let person = item.get("person_id").and_then(|v| v.as_s().ok());
+            if let (Some(cohort), Some(person)) = (cohort, person) {
+                found.entry(person.clone()).or_default().push(cohort);
             }
         }
         Ok(found)
@@ -211,9 +202,12 @@ impl DynamoStore {
     /// BatchWriteItem of up to 25 requests, retrying what DynamoDB leaves unprocessed.
     async fn cohort_batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), ApiError> {
         let table = self.tables.persons.clone();
-        for round in 0..MAX_UNPROCESSED_ROUNDS {
+        for call in 0..=UNPROCESSED_RETRIES {
             if requests.is_empty() {
-                return Ok(());
+                break;
+            }
+            if call > 0 {
+                Backoff::BATCH.pause(call - 1).await;
             }
             let out = self
                 .client
@@ -226,65 +220,14 @@ impl DynamoStore {
                 .unprocessed_items
                 .and_then(|mut u| u.remove(&table))
                 .unwrap_or_default();
-            if !requests.is_empty() {
-                pause(round).await;
-            }
         }
         if requests.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::internal("batch write left items unprocessed"))
+            Err(ApiError::internal(format!(
+                "dynamodb: BatchWriteItem left {} items unprocessed after {UNPROCESSED_RETRIES} retries",
+                requests.len()
+            )))
         }
     }
-
-    /// BatchGetItem of up to 100 keys (consistent), retrying unprocessed keys.
-    async fn cohort_batch_get(
-        &self,
-        table: &str,
-        mut keys: Vec<Item>,
-    ) -> Result<Vec<Item>, ApiError> {
-        let mut items = Vec::new();
-        for round in 0..MAX_UNPROCESSED_ROUNDS {
-            if keys.is_empty() {
-                return Ok(items);
-            }
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .map_err(db_error)?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(table, request)
-                .send()
-                .await
-                .map_err(db_error)?;
-            items.extend(
-                out.responses
-                    .and_then(|mut r| r.remove(table))
-                    .unwrap_or_default(),
-            );
-            keys = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                pause(round).await;
-            }
-        }
-        if keys.is_empty() {
-            Ok(items)
-        } else {
-            Err(ApiError::internal("batch get left keys unprocessed"))
-        }
-    }
-}
-
-/// Exponential backoff with jitter for unprocessed batch items (throttling).
-async fn pause(round: u32) {
-    let base = 20u64 << round.min(6);
-    let jitter = rand::random_range(0..base);
-    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }

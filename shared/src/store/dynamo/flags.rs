@@ -5,9 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
 use super::{DynamoStore, Item, db_error, n, padded, project_pk, s};
 use crate::activity::{self, ActivityEntry};
@@ -252,22 +250,7 @@ impl DynamoStore {
             .iter()
             .map(|sk| HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(*sk))]))
             .collect();
-        let request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(true)
-            .build()
-            .map_err(db_error)?;
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.tables.activity, request)
-            .send()
-            .await
-            .map_err(db_error)?;
-        let found = out
-            .responses
-            .and_then(|mut r| r.remove(&self.tables.activity))
-            .unwrap_or_default();
+        let found = self.batch_get(&self.tables.activity, keys, 1).await?;
         Ok(sks
             .iter()
             .map(|sk| {

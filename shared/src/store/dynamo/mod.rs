@@ -76,11 +76,22 @@ mod usage;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
+};
+use futures::{StreamExt, TryStreamExt, stream};
 use serde::de::DeserializeOwned;
 
 use super::Tables;
 use crate::error::ApiError;
+use crate::retry::Backoff;
+
+/// DynamoDB's limit of keys per BatchGetItem call.
+const BATCH_GET_KEYS: usize = 100;
+/// Retries of what a batch call left unprocessed (throttling) before giving up with an error;
+/// with [`Backoff::BATCH`] that is several seconds of waiting, and every caller is idempotent,
+/// so the request (or the stream record) can simply be run again.
+pub(crate) const UNPROCESSED_RETRIES: u32 = 7;
 
 /// The adapter: one client, built once in `main` and shared by every request.
 #[derive(Debug, Clone)]
@@ -163,6 +174,66 @@ impl DynamoStore {
             .build()
             .map_err(db_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Every existing item of `keys` in `table`, read consistently, in the order of the
+    /// 100-key chunks (DynamoDB orders nothing within one). Up to `in_flight` BatchGetItem calls
+    /// run at once; unprocessed keys are retried with backoff, then reported as an error rather
+    /// than silently read as missing.
+    pub(crate) async fn batch_get(
+        &self,
+        table: &str,
+        keys: Vec<Item>,
+        in_flight: usize,
+    ) -> Result<Vec<Item>, ApiError> {
+        let chunks: Vec<Vec<Item>> = keys.chunks(BATCH_GET_KEYS).map(<[Item]>::to_vec).collect();
+        let pages: Vec<Vec<Item>> = stream::iter(chunks)
+            .map(|chunk| self.batch_get_chunk(table, chunk))
+            .buffered(in_flight.max(1))
+            .try_collect()
+            .await?;
+        Ok(pages.into_iter().flatten().collect())
+    }
+
+    async fn batch_get_chunk(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, ApiError> {
+        let mut found = Vec::new();
+        let mut pending = keys;
+        for call in 0..=UNPROCESSED_RETRIES {
+            if pending.is_empty() {
+                break;
+            }
+            if call > 0 {
+                Backoff::BATCH.pause(call - 1).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(db_error)?;
+            let mut out = self
+                .client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(db_error)?;
+            if let Some(items) = out.responses.as_mut().and_then(|r| r.remove(table)) {
+                found.extend(items);
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+        if pending.is_empty() {
+            Ok(found)
+        } else {
+            Err(ApiError::internal(format!(
+                "dynamodb: BatchGetItem on {table} left {} keys unprocessed after {UNPROCESSED_RETRIES} retries",
+                pending.len()
+            )))
+        }
     }
 
     /// Every item under `pk` whose sort key starts with `prefix`, consistently, all pages.

@@ -3,11 +3,10 @@
 //! unit of a TransactWriteItems call; the API reads with GetItem and Query.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Map, Value};
 
@@ -16,11 +15,8 @@ use crate::error::ApiError;
 use crate::person::{Person, PersonWrite};
 use crate::store::PersonStore;
 
-/// DynamoDB's limits per BatchGetItem and per TransactWriteItems call.
-const BATCH_GET_KEYS: usize = 100;
+/// DynamoDB's limit per TransactWriteItems call.
 const TRANSACTION_ITEMS: usize = 100;
-/// Rounds of retrying a BatchGetItem's unprocessed keys (throttling) before giving up.
-const UNPROCESSED_ATTEMPTS: u32 = 8;
 /// DynamoDB calls of one capture in flight at once (a 1,000-person batch is 10 BatchGetItems
 /// and 20 transactions): enough to hide latency, few enough not to throttle a small table.
 const PARALLEL_CALLS: usize = 8;
@@ -191,7 +187,7 @@ impl PersonStore for DynamoStore {
             .into_iter()
             .map(|uuid| person_key(project_id, uuid))
             .collect();
-        self.persons_batch_get(&self.tables.persons, keys)
+        self.batch_get(&self.tables.persons, keys, PARALLEL_CALLS)
             .await?
             .iter()
             .map(person_from)
@@ -212,7 +208,10 @@ impl PersonStore for DynamoStore {
         let keys = unique.iter().map(|d| distinct_key(project_id, d)).collect();
         let prefix = format!("PROJECT#{project_id}#DISTINCT#");
         let mut links: Vec<(String, String)> = Vec::new();
-        for item in self.persons_batch_get(&self.tables.persons, keys).await? {
+        for item in self
+            .batch_get(&self.tables.persons, keys, PARALLEL_CALLS)
+            .await?
+        {
             let distinct = item
                 .get("pk")
                 .and_then(|v| v.as_s().ok())
@@ -272,58 +271,6 @@ impl PersonStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Every existing item of `keys` (consistent reads), 100 keys a call, a few calls at a
-    /// time.
-    async fn persons_batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, ApiError> {
-        let chunks: Vec<Vec<Item>> = keys.chunks(BATCH_GET_KEYS).map(<[Item]>::to_vec).collect();
-        let pages: Vec<Vec<Item>> = stream::iter(chunks)
-            .map(|chunk| self.batch_get_chunk(table, chunk))
-            .buffer_unordered(PARALLEL_CALLS)
-            .try_collect()
-            .await?;
-        Ok(pages.into_iter().flatten().collect())
-    }
-
-    /// One BatchGetItem of at most 100 keys, retrying unprocessed keys (throttling) with a
-    /// growing pause.
-    async fn batch_get_chunk(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, ApiError> {
-        let mut found = Vec::new();
-        let mut pending = keys;
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            if attempt == UNPROCESSED_ATTEMPTS {
-                return Err(ApiError::internal(
-                    "dynamodb: BatchGetItem kept leaving keys unprocessed",
-                ));
-            }
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
-            }
-            attempt += 1;
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(pending))
-                .consistent_read(true)
-                .build()
-                .map_err(db_error)?;
-            let mut out = self
-                .client
-                .batch_get_item()
-                .request_items(table, request)
-                .send()
-                .await
-                .map_err(db_error)?;
-            if let Some(items) = out.responses.as_mut().and_then(|r| r.remove(table)) {
-                found.extend(items);
-            }
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-        }
-        Ok(found)
-    }
-
     /// The items of one person write: the person, its claimed distinct ids, merged persons.
     fn person_ops(&self, write: &PersonWrite) -> Result<Vec<TransactWriteItem>, ApiError> {
         let table = &self.tables.persons;
