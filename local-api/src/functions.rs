@@ -73,8 +73,8 @@ impl Functions {
                 return invoke_answer(400, None, error);
             }
         };
-        let options = shared::api::cohort_jobs::FillOptions::default();
-        match Box::pin(shared::api::cohort_jobs::handle_event(
+        let options = shared::workers::cohort_fill::FillOptions::default();
+        match Box::pin(shared::workers::cohort_fill::handle_event(
             store, &event, options,
         ))
         .await

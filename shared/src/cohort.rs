@@ -7,7 +7,7 @@
 //!   (`{"properties": {"type": "OR", "values": [{"type": "AND", "values": [...]}]}}`), evaluated
 //!   at request time by the engine and sent to SDKs in the definitions;
 //! * static cohorts hold memberships (items in the persons table, see `store::dynamo`), written
-//!   on create (person uuids or distinct ids) or by the fill worker (`api::cohort_jobs`).
+//!   on create (person uuids or distinct ids) or by the fill worker (`workers::cohort_fill`).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -79,7 +79,7 @@ pub struct Fill {
     /// Pages' worth of steps taken: each step's write changes the item, which is the next
     /// stream record.
     pub step: i64,
-    /// Last progress; a fill idle for long is re-kicked (see `api::cohort_jobs`).
+    /// Last progress; a fill idle for long is re-kicked (see `workers::cohort_fill`).
     #[serde(with = "serde_ts")]
     pub updated_at: Timestamp,
 }

@@ -24,5 +24,6 @@ pub mod retry;
 pub mod store;
 pub mod time;
 pub mod usage;
+pub mod workers;
 
 pub use error::{ApiError, ApiResult};

@@ -5,10 +5,11 @@ mod common;
 
 use serde_json::{Value, json};
 use shared::api::Group;
-use shared::api::cohort_jobs::{self, FillOptions, Step};
 use shared::http::{ApiRequest, ApiResponse};
 use shared::person::{ClaimedDistinctId, Person, PersonWrite};
+use shared::store::dynamo::cohort_stream_event;
 use shared::store::{CohortStore, DefinitionsStore, PersonStore};
+use shared::workers::cohort_fill::{self, FillOptions, Step};
 
 use common::{Response, World, assert_error};
 
@@ -395,8 +396,8 @@ async fn flags_honour_static_membership_and_property_cohorts() {
 }
 
 async fn fill_event(w: &World, cohort_id: i64, options: FillOptions) -> Vec<Step> {
-    let event = cohort_jobs::synthetic_event(&[(w.project.id, cohort_id)]);
-    cohort_jobs::handle_event(&w.store, &event, options)
+    let event = cohort_stream_event(&[(w.project.id, cohort_id)]);
+    cohort_fill::handle_event(&w.store, &event, options)
         .await
         .unwrap()
 }

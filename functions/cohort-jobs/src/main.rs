@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::api::cohort_jobs::serve().await
+    shared::workers::cohort_fill::serve().await
 }

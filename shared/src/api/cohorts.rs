@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use super::{Authorized, Context, authorize, cohort_jobs, project_route};
+use super::{Authorized, Context, authorize, project_route};
 use crate::auth::{Accepts, Caller};
 use crate::cohort::{self, Cohort};
 use crate::error::{ApiError, ApiResult};
@@ -30,6 +30,7 @@ use crate::person::Person;
 use crate::retry::Backoff;
 use crate::store::{FlagStore, IdentityStore, PersonStore};
 use crate::time;
+use crate::workers::cohort_fill;
 
 /// Default and largest `limit` of the persons listing.
 const DEFAULT_PERSONS_LIMIT: usize = 100;
@@ -136,8 +137,8 @@ impl<S: FlagStore + PersonStore + IdentityStore> CohortsEndpoint<'_, S> {
 
     async fn retrieve(&self, id: &str) -> ApiResult<ApiResponse> {
         let cohort = self.find(id).await?;
-        // Reading is how a dead fill gets noticed (see `cohort_jobs`).
-        let cohort = cohort_jobs::kick_if_stale(self.ctx.store, cohort).await?;
+        // Reading is how a dead fill gets noticed (see `workers::cohort_fill`).
+        let cohort = cohort_fill::kick_if_stale(self.ctx.store, cohort).await?;
         Ok(ApiResponse::ok(cohort.representation()))
     }
 

@@ -1,12 +1,16 @@
-//! Cohorts (cohorts table) and static cohort memberships (persons table).
+//! Cohorts (cohorts table), static cohort memberships (persons table), and the cohorts table's
+//! stream records as the fill worker receives them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{Put, PutRequest, TransactWriteItem, WriteRequest};
+use serde_json::{Map, Value, json};
 
-use super::{DynamoStore, Item, UNPROCESSED_RETRIES, db_error, n, padded, project_pk, s};
+use super::{
+    DynamoStore, Item, UNPROCESSED_RETRIES, db_error, n, padded, project_of_pk, project_pk, s,
+};
 use crate::cohort::Cohort;
 use crate::error::ApiError;
 use crate::retry::Backoff;
@@ -15,11 +19,51 @@ use crate::store::{CohortStore, WriteError};
 /// BatchWriteItem takes 25 requests a call.
 const WRITE_BATCH: usize = 25;
 
+const COHORT_SK: &str = "COHORT#";
+
 fn cohort_key(project_id: i64, id: i64) -> Item {
     HashMap::from([
         ("pk".to_string(), s(project_pk(project_id))),
-        ("sk".to_string(), s(format!("COHORT#{}", padded(id)))),
+        ("sk".to_string(), s(format!("{COHORT_SK}{}", padded(id)))),
     ])
+}
+
+/// `(project, cohort)` of each cohorts-table stream record's key, once each, in order. Records
+/// of other items (counters) or without keys are skipped: the worker only steps cohorts.
+pub fn stream_cohorts(event: &Value) -> Vec<(i64, i64)> {
+    let records = event.get("Records").and_then(Value::as_array);
+    let mut seen = HashSet::new();
+    records
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let keys = r.get("dynamodb")?.get("Keys")?;
+            let pk = keys.get("pk")?.get("S")?.as_str()?;
+            let sk = keys.get("sk")?.get("S")?.as_str()?;
+            let cohort = sk.strip_prefix(COHORT_SK)?.parse().ok()?;
+            Some((project_of_pk(pk)?, cohort))
+        })
+        .filter(|pair| seen.insert(*pair))
+        .collect()
+}
+
+/// A stream event naming cohorts, shaped as DynamoDB Streams hands it to Lambda (reduced to the
+/// keys and the image attribute the event filter matches), for tests and tools.
+pub fn cohort_stream_event(cohorts: &[(i64, i64)]) -> Value {
+    let records: Vec<Value> = cohorts
+        .iter()
+        .map(|&(project, cohort)| {
+            let keys: Map<String, Value> = cohort_key(project, cohort)
+                .into_iter()
+                .filter_map(|(name, v)| Some((name, json!({"S": v.as_s().ok()?}))))
+                .collect();
+            json!({
+                "eventName": "MODIFY",
+                "dynamodb": {"Keys": keys, "NewImage": {"is_calculating": {"BOOL": true}}},
+            })
+        })
+        .collect();
+    json!({ "Records": records })
 }
 
 fn members_pk(project_id: i64, cohort_id: i64) -> String {
@@ -44,7 +88,7 @@ impl CohortStore for DynamoStore {
     }
 
     async fn project_cohorts(&self, project_id: i64) -> Result<Vec<Cohort>, ApiError> {
-        self.query_prefix(&self.tables.cohorts, project_pk(project_id), "COHORT#")
+        self.query_prefix(&self.tables.cohorts, project_pk(project_id), COHORT_SK)
             .await
     }
 
@@ -229,5 +273,28 @@ impl DynamoStore {
                 requests.len()
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_name_cohorts_once() {
+        let event = cohort_stream_event(&[(3, 7), (3, 7), (4, 12)]);
+        assert_eq!(stream_cohorts(&event), vec![(3, 7), (4, 12)]);
+        assert!(stream_cohorts(&json!({"Records": [{"dynamodb": {}}]})).is_empty());
+    }
+
+    #[test]
+    fn records_carry_the_table_keys() {
+        let event = cohort_stream_event(&[(3, 7)]);
+        let keys = &event["Records"][0]["dynamodb"]["Keys"];
+        assert_eq!(keys["pk"]["S"], "PROJECT#3");
+        assert_eq!(keys["sk"]["S"], format!("COHORT#{:020}", 7));
+        let counter = json!({"Records": [{"dynamodb": {"Keys": {
+            "pk": {"S": "COUNTER"}, "sk": {"S": "COHORT_ID"}}}}]});
+        assert!(stream_cohorts(&counter).is_empty());
     }
 }

@@ -73,6 +73,8 @@ mod overrides;
 mod persons;
 mod usage;
 
+pub use cohorts::{cohort_stream_event, stream_cohorts};
+
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
@@ -273,6 +275,11 @@ impl DynamoStore {
 /// The partition of a project's own items (flags, cohorts, early access features, …).
 pub(crate) fn project_pk(project_id: i64) -> String {
     format!("PROJECT#{project_id}")
+}
+
+/// The project of a [`project_pk`]; `None` for any other partition.
+pub(crate) fn project_of_pk(pk: &str) -> Option<i64> {
+    pk.strip_prefix("PROJECT#")?.parse().ok()
 }
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {

@@ -21,18 +21,17 @@
 //! (`GET /cohorts/{id}/`) re-kicks a job idle for [`STALE_AFTER`] by rewriting its item, which
 //! is a fresh stream record.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::cohort::{self, Cohort};
 use crate::error::ApiResult;
 use crate::evaluation::FlagSet;
 use crate::flag::Flag;
 use crate::person::Person;
-use crate::store::dynamo::DynamoStore;
+use crate::store::dynamo::{self, DynamoStore};
 use crate::store::{CohortStore, FlagStore, PersonStore};
 use crate::time::Timestamp;
 
@@ -77,7 +76,7 @@ pub enum Step {
 
 /// The Lambda: a DynamoDB stream batch in, one step per cohort named.
 pub async fn serve() -> Result<(), lambda_http::Error> {
-    super::tracing_subscriber_init();
+    crate::api::tracing_subscriber_init();
     let store = DynamoStore::from_env().await;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let store = &store;
@@ -93,39 +92,21 @@ pub async fn serve() -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// Runs one step for each cohort in a stream event. An error fails the whole batch, so the
-/// event source retries it (the steps are idempotent).
+/// Runs one step for each cohort a stream event names (the records' keys are read by the
+/// DynamoDB adapter, which owns their layout). An error fails the whole batch, so the event
+/// source retries it (the steps are idempotent).
 pub async fn handle_event<S: CohortStore + PersonStore + FlagStore>(
     store: &S,
     event: &Value,
     options: FillOptions,
 ) -> ApiResult<Vec<Step>> {
     let mut steps = Vec::new();
-    for (project_id, cohort_id) in cohorts_in(event) {
+    for (project_id, cohort_id) in dynamo::stream_cohorts(event) {
         let step = run_step(store, project_id, cohort_id, options).await?;
         tracing::info!(project_id, cohort_id, ?step, "cohort fill step");
         steps.push(step);
     }
     Ok(steps)
-}
-
-/// `(project, cohort)` of each record's key, once each, in order.
-pub fn cohorts_in(event: &Value) -> Vec<(i64, i64)> {
-    let records = event.get("Records").and_then(Value::as_array);
-    let mut seen = HashSet::new();
-    records
-        .into_iter()
-        .flatten()
-        .filter_map(|r| {
-            let keys = r.get("dynamodb")?.get("Keys")?;
-            let pk = keys.get("pk")?.get("S")?.as_str()?;
-            let sk = keys.get("sk")?.get("S")?.as_str()?;
-            let project = pk.strip_prefix("PROJECT#")?.parse().ok()?;
-            let cohort = sk.strip_prefix("COHORT#")?.parse().ok()?;
-            Some((project, cohort))
-        })
-        .filter(|pair| seen.insert(*pair))
-        .collect()
 }
 
 /// One bounded step of a cohort's fill.
@@ -283,40 +264,4 @@ pub async fn kick_if_stale<S: CohortStore>(store: &S, cohort: Cohort) -> ApiResu
     });
     tracing::warn!(cohort_id = cohort.id, "re-kicking an idle cohort fill");
     Ok(store.write_cohort(&after, false).await?.unwrap_or(cohort))
-}
-
-/// A stream event naming cohorts (what DynamoDB Streams hands Lambda, reduced to the keys), for
-/// tests and tools.
-pub fn synthetic_event(cohorts: &[(i64, i64)]) -> Value {
-    let records: Vec<Value> = cohorts
-        .iter()
-        .map(|(project, cohort)| {
-            let mut keys = Map::new();
-            keys.insert(
-                "pk".into(),
-                serde_json::json!({"S": format!("PROJECT#{project}")}),
-            );
-            keys.insert(
-                "sk".into(),
-                serde_json::json!({"S": format!("COHORT#{cohort:020}")}),
-            );
-            serde_json::json!({
-                "eventName": "MODIFY",
-                "dynamodb": {"Keys": keys, "NewImage": {"is_calculating": {"BOOL": true}}},
-            })
-        })
-        .collect();
-    serde_json::json!({ "Records": records })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_name_cohorts_once() {
-        let event = synthetic_event(&[(3, 7), (3, 7), (4, 12)]);
-        assert_eq!(cohorts_in(&event), vec![(3, 7), (4, 12)]);
-        assert!(cohorts_in(&serde_json::json!({"Records": [{"dynamodb": {}}]})).is_empty());
-    }
 }
