@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use e2e::{Server, unique_key};
 use engine::{Answers, engine_answers, parse_payload};
 use posthog_rs::{
-    CaptureCompression, ClientOptions, ClientOptionsBuilder, EvaluateFlagsOptions, Event, FlagValue,
+    CaptureCompression, ClientOptions, ClientOptionsBuilder, EvaluateFlagsOptions, Event,
+    FeatureFlagEvaluations, FlagValue,
 };
 use serde_json::{Value, json};
 
@@ -83,16 +84,12 @@ async fn remote_evaluation(s: &Server, keys: &[String], people: &[Value], expect
             .await
             .expect("evaluate_flags");
         for key in keys {
-            let got = (
-                value(snapshot.get_flag(key)),
-                snapshot.get_flag_payload(key).unwrap_or(Value::Null),
-            );
             check(
                 &mut problems,
                 "remote evaluate_flags",
                 id,
                 key,
-                got,
+                answer(&snapshot, key),
                 &want[key],
             );
         }
@@ -157,16 +154,12 @@ async fn local_evaluation(
             .await
             .expect("evaluate_flags");
         for key in keys {
-            let got = (
-                value(snapshot.get_flag(key)),
-                snapshot.get_flag_payload(key).unwrap_or(Value::Null),
-            );
             check(
                 &mut problems,
                 "local-only evaluate_flags",
                 id,
                 key,
-                got,
+                answer(&snapshot, key),
                 &want[key],
             );
             let flag = client
@@ -239,16 +232,12 @@ async fn capture_then_stored_properties(
             .await
             .expect("evaluate_flags");
         for key in keys {
-            let got = (
-                value(snapshot.get_flag(key)),
-                snapshot.get_flag_payload(key).unwrap_or(Value::Null),
-            );
             check(
                 &mut problems,
                 "stored evaluate_flags",
                 id,
                 key,
-                got,
+                answer(&snapshot, key),
                 &want[key],
             );
         }
@@ -268,6 +257,12 @@ fn properties(person: &Value) -> HashMap<String, Value> {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// A flag's (value, payload) from an `evaluate_flags` snapshot, as the engine's answers hold it.
+fn answer(snapshot: &FeatureFlagEvaluations, key: &str) -> (Value, Value) {
+    let payload = snapshot.get_flag_payload(key).unwrap_or(Value::Null);
+    (value(snapshot.get_flag(key)), payload)
 }
 
 /// A flag's value as the engine's answers hold it; a flag the client did not return is null,
