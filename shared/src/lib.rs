@@ -21,6 +21,7 @@ pub mod limits;
 pub mod person;
 pub mod python;
 pub mod retry;
+pub mod service;
 pub mod store;
 pub mod time;
 pub mod usage;

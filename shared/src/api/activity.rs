@@ -2,15 +2,16 @@
 //! (the project's flag log) and `GET …/feature_flags/{id}/activity/` (one flag's), plus, beyond
 //! PostHog, `POST …/feature_flags/{id}/activity/{activity_id}/revert/`.
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
-use super::{Authorized, Context, authorize, feature_flags, project_route};
+use super::flag_view::FlagView;
+use super::{Authorized, Context, authorize, project_route};
 use crate::activity::{self, ActivityEntry, FLAG_SCOPE};
 use crate::auth::{Accepts, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::flag::Flag;
 use crate::http::{ApiRequest, ApiResponse};
-use crate::identity::Project;
+use crate::identity::{Project, UserSummary};
+use crate::service::FlagService;
 use crate::store::{ActivityStore, FeatureStore, FlagStore, IdentityStore};
 
 /// PostHog's defaults for `limit` and `page`.
@@ -137,30 +138,17 @@ impl<S: FlagStore + IdentityStore + ActivityStore + FeatureStore> ActivityEndpoi
         })))
     }
 
-    /// Puts the flag's editable fields back to what they were right after entry `entry_id`,
-    /// as a PATCH of the fields that differ now, logged with a trigger naming the entry.
+    /// The flag as [`FlagService::revert`] leaves it, shown as PATCH shows it.
     async fn revert(&self, id: &str, entry_id: &str) -> ApiResult<ApiResponse> {
         let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
         let entry = self.flag_entry(id, entry_id).await?;
-        let text = entry.snapshot.as_deref().ok_or_else(|| {
-            ApiError::object(
-                "This activity entry has no saved copy of the flag to revert to (it was too large to keep one).",
-            )
-        })?;
-        let snapshot: Map<String, Value> = serde_json::from_str(text)
-            .map_err(|e| ApiError::internal(format!("snapshot of entry {}: {e}", entry.id)))?;
-        feature_flags::update_flag(
-            self.ctx,
-            self.caller,
-            self.project,
-            id,
-            |current| Ok(self.revert_body(&snapshot, current)),
-            feature_flags::Alongside {
-                trigger: activity::revert_trigger(&entry.id),
-                feature: None,
-            },
-        )
-        .await
+        let actor = self.caller.user().map(UserSummary::from);
+        let flag = FlagService::new(self.store(), self.ctx.cipher)
+            .revert(self.project.id, actor.as_ref(), id, &entry, self.ctx.now)
+            .await?;
+        let view = FlagView::new(self.ctx, self.caller, self.project);
+        let features = view.features().await?;
+        Ok(ApiResponse::ok(view.shown(&flag, &features).await?))
     }
 
     /// Entry `entry_id` of flag `id`; anything else (unknown id, another flag's entry) is 404.
@@ -177,51 +165,6 @@ impl<S: FlagStore + IdentityStore + ActivityStore + FeatureStore> ActivityEndpoi
         entry
             .filter(|e| e.id.eq_ignore_ascii_case(entry_id) && e.item_id == id.to_string())
             .ok_or_else(ApiError::not_found)
-    }
-
-    /// The PATCH body taking `current` back to `snapshot`: only the fields that differ, so
-    /// untouched ones are neither re-validated nor re-encrypted nor side-effected (`active`
-    /// resets `performed_rollback`).
-    fn revert_body(&self, snapshot: &Map<String, Value>, current: &Flag) -> Map<String, Value> {
-        let now = activity::flag_snapshot(current);
-        // Snapshots taken before flags could be archived describe a flag that was not.
-        let mut snapshot = snapshot.clone();
-        snapshot.entry("archived").or_insert(Value::Bool(false));
-        let mut body: Map<String, Value> = snapshot
-            .iter()
-            .filter(|(field, wanted)| now.get(field.as_str()) != Some(*wanted))
-            .map(|(field, wanted)| (field.clone(), wanted.clone()))
-            .collect();
-        // Evaluation tags are checked against the tags of the same body.
-        if body.contains_key("evaluation_tags")
-            && let Some(tags) = snapshot.get("tags")
-        {
-            body.insert("tags".into(), tags.clone());
-        }
-        if let Some(filters) = body.get_mut("filters") {
-            *filters = self.sendable_filters(filters, &snapshot, current);
-        }
-        body
-    }
-
-    /// Stored filters as a client would send them: flags created without filters store `{}`
-    /// (which PATCH ignores), so send the one everyone-group readers are shown; payloads of
-    /// encrypting flags are stored as ciphertext, so send the plain text the update path
-    /// validates and encrypts again.
-    fn sendable_filters(
-        &self,
-        filters: &Value,
-        snapshot: &Map<String, Value>,
-        current: &Flag,
-    ) -> Value {
-        let mut shape = current.clone();
-        shape.filters = filters.clone();
-        let shown = shape.effective_filters();
-        if snapshot.get("has_encrypted_payloads") == Some(&Value::Bool(true)) {
-            self.ctx.cipher.reveal(&shown, true)
-        } else {
-            shown
-        }
     }
 }
 

@@ -1,21 +1,20 @@
 //! `/api/projects/{project_id}/early_access_feature/…` (management, §11.1–§11.7) and the public
 //! SDK endpoint `/api/early_access_features/` (§11.8).
 //!
-//! Every change a feature makes to its flag goes through the flag rules
-//! (`feature_flags::update_flag`, `create_flag`, `remove_enrollment`) and is written in the same
+//! What a feature does to its flag is [`FeatureService`]'s: the flag rules, written in the same
 //! DynamoDB transaction as the feature itself.
 
 use serde_json::{Map, Value, json};
 
-use super::feature_flags::{self, Alongside};
 use super::{Authorized, Context, authorize, project_route};
 use crate::auth::{Accepts, Caller};
-use crate::early_access::{self, Feature, FeatureInput};
+use crate::early_access::{self, Feature};
 use crate::error::{ApiError, ApiResult};
 use crate::flag::{self, Flag};
 use crate::http::{ApiRequest, ApiResponse, paginate};
 use crate::identity::{Project, UserSummary};
-use crate::store::{FeatureStore, FeatureWrite, FlagStore, IdentityStore, WriteError};
+use crate::service::FeatureService;
+use crate::store::{FeatureStore, FlagStore, IdentityStore};
 
 pub async fn handle<S: FlagStore + IdentityStore + FeatureStore>(
     ctx: &Context<'_, S>,
@@ -148,80 +147,28 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FeaturesEndpoint<'_, S> {
         Ok(ApiResponse::ok(self.show_one(&feature).await?))
     }
 
+    fn service(&self) -> FeatureService<'_, S> {
+        FeatureService::new(self.store(), self.ctx.cipher)
+    }
+
+    fn actor(&self) -> Option<UserSummary> {
+        self.caller.user().map(UserSummary::from)
+    }
+
     async fn create(&self, body: &Map<String, Value>) -> ApiResult<ApiResponse> {
         let input = early_access::parse(body, false, true)?;
-        let mut feature = Feature {
-            id: uuid::Uuid::now_v7().to_string(),
-            project_id: self.project.id,
-            feature_flag_id: None,
-            name: String::new(),
-            description: String::new(),
-            stage: String::new(),
-            documentation_url: String::new(),
-            payload: json!({}),
-            created_by: self.caller.user().map(UserSummary::from),
-            created_at: self.ctx.now,
-            version: 1,
-        };
-        feature.apply(&input);
-        match input.feature_flag_id {
-            Some(flag_id) => self.link_existing(feature, flag_id).await,
-            None => self.create_with_new_flag(feature).await,
-        }
-    }
-
-    /// §11.3 with `feature_flag_id`: validate the flag, then add the enrollment gate through
-    /// the flag update path when the stage enrols people. Both paths check the flag again on
-    /// every write attempt, so parallel links of one flag give one feature and 400s.
-    async fn link_existing(&self, mut feature: Feature, flag_id: i64) -> ApiResult<ApiResponse> {
-        let flag = self.store().get_flag(self.project.id, flag_id).await?;
-        let linked = self
-            .store()
-            .project_features(self.project.id)
-            .await?
-            .iter()
-            .any(|f| f.feature_flag_id == Some(flag_id));
-        early_access::check_linkable(flag.as_ref(), linked)?;
-        feature.feature_flag_id = Some(flag_id);
-        let alongside = Alongside {
-            trigger: Value::Null,
-            feature: Some(FeatureWrite::Create(feature.clone())),
-        };
-        if early_access::enrols(&feature.stage) {
-            let cipher = self.ctx.cipher;
-            feature_flags::update_flag(
-                self.ctx,
-                self.caller,
-                self.project,
-                flag_id,
-                |current| Ok(enrollment_body(current, cipher)),
-                alongside,
-            )
+        let actor = self.actor();
+        let created = self
+            .service()
+            .create(self.project.id, actor.as_ref(), &input, self.ctx.now)
             .await?;
-        } else {
-            feature_flags::link_unchanged(self.ctx, self.project, feature.clone()).await?;
-        }
-        Ok(ApiResponse::json(201, self.show_one(&feature).await?))
+        let shown = match &created.new_flag {
+            Some(flag) => self.show(&created.feature, Some(flag)),
+            None => self.show_one(&created.feature).await?,
+        };
+        Ok(ApiResponse::json(201, shown))
     }
 
-    /// §11.3 without `feature_flag_id`: a new flag through the flag create rules.
-    async fn create_with_new_flag(&self, feature: Feature) -> ApiResult<ApiResponse> {
-        let body = early_access::new_flag_body(&feature.name, &feature.stage);
-        let alongside = Alongside {
-            trigger: Value::Null,
-            feature: Some(FeatureWrite::Create(feature.clone())),
-        };
-        let flag =
-            feature_flags::create_flag(self.ctx, self.caller, self.project, &body, alongside)
-                .await?;
-        let feature = Feature {
-            feature_flag_id: Some(flag.id),
-            ..feature
-        };
-        Ok(ApiResponse::json(201, self.show(&feature, Some(&flag))))
-    }
-
-    /// §11.4: stage changes add or remove the enrollment gate; other fields never touch the flag.
     async fn update(
         &self,
         id: &str,
@@ -229,93 +176,29 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FeaturesEndpoint<'_, S> {
         partial: bool,
     ) -> ApiResult<ApiResponse> {
         let before = self.find(id).await?;
-        let input: FeatureInput = early_access::parse(body, partial, false)?;
-        let mut after = before.clone();
-        after.apply(&input);
-        after.version = before.version + 1;
-        let write = FeatureWrite::Update {
-            before: Box::new(before.clone()),
-            after: Box::new(after.clone()),
-        };
-        match (before.feature_flag_id, input.stage.as_deref()) {
-            (Some(flag_id), Some(stage))
-                if !early_access::enrols(&before.stage) && early_access::enrols(stage) =>
-            {
-                let cipher = self.ctx.cipher;
-                let alongside = Alongside {
-                    trigger: Value::Null,
-                    feature: Some(write),
-                };
-                feature_flags::update_flag(
-                    self.ctx,
-                    self.caller,
-                    self.project,
-                    flag_id,
-                    |current| Ok(enrollment_body(current, cipher)),
-                    alongside,
-                )
-                .await?;
-            }
-            (Some(flag_id), Some(stage)) if !early_access::enrols(stage) => {
-                feature_flags::remove_enrollment(
-                    self.ctx,
-                    self.caller,
-                    self.project,
-                    flag_id,
-                    write,
-                )
-                .await?;
-            }
-            _ => self.write_alone(write).await?,
-        }
+        let input = early_access::parse(body, partial, false)?;
+        let actor = self.actor();
+        let after = self
+            .service()
+            .update(
+                self.project.id,
+                actor.as_ref(),
+                &before,
+                &input,
+                self.ctx.now,
+            )
+            .await?;
         Ok(ApiResponse::ok(self.show_one(&after).await?))
     }
 
-    /// §11.5: drop the gate from the flag (which is kept) and hard-delete the feature.
     async fn delete(&self, id: &str) -> ApiResult<ApiResponse> {
         let feature = self.find(id).await?;
-        let write = FeatureWrite::Delete(feature.clone());
-        match feature.feature_flag_id {
-            Some(flag_id) => {
-                feature_flags::remove_enrollment(
-                    self.ctx,
-                    self.caller,
-                    self.project,
-                    flag_id,
-                    write,
-                )
-                .await?
-            }
-            None => self.write_alone(write).await?,
-        }
+        let actor = self.actor();
+        self.service()
+            .delete(self.project.id, actor.as_ref(), &feature, self.ctx.now)
+            .await?;
         Ok(ApiResponse::empty(204))
     }
-
-    /// A change that touches no flag. A concurrent writer got in first: tell the client.
-    async fn write_alone(&self, write: FeatureWrite) -> ApiResult<()> {
-        match self.store().write_feature(write).await {
-            Ok(()) => Ok(()),
-            Err(WriteError::Api(e)) => Err(e),
-            Err(WriteError::Retry | WriteError::KeyTaken) => Err(ApiError::Conflict(
-                "The early access feature was changed by another request at the same time. Please refresh and try again.".into(),
-            )),
-        }
-    }
-}
-
-/// The PATCH body that adds the gate to `flag`'s filters. Stored payloads are ciphertext when
-/// encrypted; the update path expects what a reader sends, so reveal them first.
-fn enrollment_body(flag: &Flag, cipher: &crate::crypto::PayloadCipher) -> Map<String, Value> {
-    let mut filters = flag.effective_filters();
-    if flag.has_encrypted_payloads == Some(true) {
-        filters = cipher.reveal(&filters, true);
-    }
-    let mut body = Map::new();
-    body.insert(
-        "filters".into(),
-        early_access::with_enrollment(&filters, &flag.key),
-    );
-    body
 }
 
 /// `GET /api/early_access_features/?token=<phc_…>&stage=…` for posthog-js: the project's

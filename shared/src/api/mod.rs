@@ -10,6 +10,8 @@ pub mod cohorts;
 pub mod dashboards;
 pub mod early_access;
 pub mod feature_flags;
+// How a flag is shown, by its endpoints and by a revert.
+mod flag_view;
 pub mod flags;
 pub mod persons;
 

@@ -1,0 +1,447 @@
+//! The flag service: every rule for writing a flag (management-api.md §4, §5, §11), whoever
+//! writes it. Validation order, the 409 conflict rule, lifecycle guards, payload encryption,
+//! enrollment renames and the activity entry live here, behind one optimistic retry loop.
+//!
+//! A new caller that changes a flag (a scheduled change, a CLI) calls [`FlagService::update`]
+//! with [`Changes::patch`] and gets exactly what `PATCH /feature_flags/{id}/` does.
+
+mod revert;
+mod rules;
+
+use serde_json::{Map, Value};
+
+use super::{flag_busy, retry_lost_races};
+use crate::activity;
+use crate::cohort;
+use crate::crypto::PayloadCipher;
+use crate::dashboard::{self, DashboardIds};
+use crate::early_access::{self as ea, Feature};
+use crate::error::{ApiError, ApiResult};
+use crate::filters::{self, CohortRef, FilterContext};
+use crate::flag::Flag;
+use crate::flag::input::{self, Mode};
+use crate::identity::UserSummary;
+use crate::store::{FeatureStore, FeatureWrite, FlagStore, FlagWrite, WriteError};
+use crate::time::Timestamp;
+
+/// Flag writes of any caller, over the store traits they need.
+pub struct FlagService<'a, S> {
+    store: &'a S,
+    cipher: &'a PayloadCipher,
+}
+
+/// An update of a flag: a PATCH/PUT body (or one built from the flag as stored, rebuilt on
+/// every retry), what to record as its trigger, and a feature change written with it.
+pub struct Changes<'b> {
+    mode: Mode,
+    body: Body<'b>,
+    trigger: Value,
+    feature: Option<FeatureWrite>,
+}
+
+type BodyFn<'b> = dyn Fn(&Flag) -> ApiResult<Map<String, Value>> + Send + Sync + 'b;
+
+enum Body<'b> {
+    Given(&'b Map<String, Value>),
+    /// Built from the stored flag, so a retry after a lost race builds it again from the
+    /// winner's version (reverts and enrollment change "what is there now").
+    FromStored(Box<BodyFn<'b>>),
+}
+
+impl<'b> Changes<'b> {
+    /// PATCH semantics: fields the body leaves out are kept.
+    pub fn patch(body: &'b Map<String, Value>) -> Self {
+        Self::new(Mode::Patch, Body::Given(body))
+    }
+
+    /// PUT semantics: `key` is required and filters without `groups` still count.
+    pub fn replace(body: &'b Map<String, Value>) -> Self {
+        Self::new(Mode::Replace, Body::Given(body))
+    }
+
+    /// A PATCH whose body depends on the flag as stored when the write is attempted.
+    pub fn patch_from_stored(
+        body_for: impl Fn(&Flag) -> ApiResult<Map<String, Value>> + Send + Sync + 'b,
+    ) -> Self {
+        Self::new(Mode::Patch, Body::FromStored(Box::new(body_for)))
+    }
+
+    /// Recorded in the activity entry's `detail.trigger` (null for plain API writes).
+    pub fn triggered_by(self, trigger: Value) -> Self {
+        Self { trigger, ..self }
+    }
+
+    /// An early access feature change written in the same transaction as the flag.
+    pub fn with_feature(self, feature: FeatureWrite) -> Self {
+        Self {
+            feature: Some(feature),
+            ..self
+        }
+    }
+
+    fn new(mode: Mode, body: Body<'b>) -> Self {
+        Changes {
+            mode,
+            body,
+            trigger: Value::Null,
+            feature: None,
+        }
+    }
+
+    fn body_for(&self, stored: &Flag) -> ApiResult<Map<String, Value>> {
+        match &self.body {
+            Body::Given(body) => Ok((*body).clone()),
+            Body::FromStored(body_for) => body_for(stored),
+        }
+    }
+}
+
+/// Who writes, in which project, at what time: the same for every attempt of one write.
+#[derive(Clone, Copy)]
+struct Edit<'e> {
+    project_id: i64,
+    actor: Option<&'e UserSummary>,
+    now: Timestamp,
+}
+
+/// What a create keeps across its attempts: ids and reads that a retry must not redo.
+struct NewFlag<'n> {
+    edit: Edit<'n>,
+    actor: &'n UserSummary,
+    id: i64,
+    body: &'n Map<String, Value>,
+    cohorts: &'n [CohortRef],
+    dashboard_ids: Option<DashboardIds>,
+    feature: Option<&'n Feature>,
+}
+
+impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
+    pub fn new(store: &'a S, cipher: &'a PayloadCipher) -> Self {
+        FlagService { store, cipher }
+    }
+
+    /// POST `/feature_flags/`: a new flag from a create body, with its usage dashboard unless
+    /// the body opts out; `feature` (a new early access feature) is linked to it in the same
+    /// transaction. Soft-deleted flags holding the key are purged so it can be reused.
+    pub async fn create(
+        &self,
+        project_id: i64,
+        actor: Option<&UserSummary>,
+        body: &Map<String, Value>,
+        feature: Option<&Feature>,
+        now: Timestamp,
+    ) -> ApiResult<Flag> {
+        let actor = actor.ok_or_else(|| ApiError::internal("create without a user"))?;
+        let id = self.store.next_flag_id().await?;
+        let dashboard_ids = self.usage_dashboard_ids(body).await?;
+        let cohorts = self.cohort_refs(project_id, body).await?;
+        let new = NewFlag {
+            edit: Edit {
+                project_id,
+                actor: Some(actor),
+                now,
+            },
+            actor,
+            id,
+            body,
+            cohorts: &cohorts,
+            dashboard_ids,
+            feature,
+        };
+        retry_lost_races(flag_busy, || self.try_create(&new)).await
+    }
+
+    /// PATCH/PUT of flag `flag_id`: validation, the conflict rule, lifecycle guards, payload
+    /// encryption, enrollment renames, a version bump and the activity entry. Returns the flag
+    /// as stored. The one function to call to change a flag.
+    pub async fn update(
+        &self,
+        project_id: i64,
+        actor: Option<&UserSummary>,
+        flag_id: i64,
+        changes: Changes<'_>,
+        now: Timestamp,
+    ) -> ApiResult<Flag> {
+        let edit = Edit {
+            project_id,
+            actor,
+            now,
+        };
+        retry_lost_races(flag_busy, || self.try_update(edit, flag_id, &changes)).await
+    }
+
+    /// Soft delete (flags are never hard-deleted): PATCH `{"deleted": true}`, guards included.
+    pub async fn delete(
+        &self,
+        project_id: i64,
+        actor: Option<&UserSummary>,
+        flag_id: i64,
+        now: Timestamp,
+    ) -> ApiResult<Flag> {
+        let body = Map::from_iter([("deleted".to_string(), Value::Bool(true))]);
+        let changes = Changes::patch(&body);
+        self.update(project_id, actor, flag_id, changes, now).await
+    }
+
+    /// Undoes a soft delete: PATCH `{"deleted": false}` (fails if the key was taken since).
+    pub async fn restore(
+        &self,
+        project_id: i64,
+        actor: Option<&UserSummary>,
+        flag_id: i64,
+        now: Timestamp,
+    ) -> ApiResult<Flag> {
+        let body = Map::from_iter([("deleted".to_string(), Value::Bool(false))]);
+        let changes = Changes::patch(&body);
+        self.update(project_id, actor, flag_id, changes, now).await
+    }
+
+    /// `POST /feature_flags/{id}/dashboard/`: a new usage dashboard, `usage_dashboard` pointed
+    /// at it. A direct save as PostHog's: conditional on the flag's revision, no version bump,
+    /// no activity entry (the field is excluded from diffs).
+    pub async fn regenerate_usage_dashboard(
+        &self,
+        project_id: i64,
+        actor: Option<&UserSummary>,
+        flag_id: i64,
+        now: Timestamp,
+    ) -> ApiResult<()> {
+        let ids = self.store.next_dashboard_ids().await?;
+        let edit = Edit {
+            project_id,
+            actor,
+            now,
+        };
+        retry_lost_races(flag_busy, || self.try_regenerate(edit, flag_id, ids)).await
+    }
+
+    async fn try_create(&self, new: &NewFlag<'_>) -> Result<Flag, WriteError> {
+        let Edit {
+            project_id, now, ..
+        } = new.edit;
+        let project_flags = self.store.project_flags(project_id).await?;
+        let mut flag = Flag::new(new.id, project_id, String::new(), new.actor.clone(), now);
+        let fctx = FilterContext {
+            is_create: true,
+            flag_key: "",
+            flag_id: None,
+            linked_to_early_access: false,
+            project_flags: &project_flags,
+            cohorts: new.cohorts,
+        };
+        input::apply(new.body, Mode::Create, &mut flag, &fctx)?;
+        self.check_dashboards(project_id, new.body).await?;
+        // The client's version and timestamps of its own are not the server's.
+        flag.version = 1;
+        flag.updated_at = now;
+        if new.body.get("active").and_then(input::parse_boolean) == Some(true) {
+            flag.performed_rollback = Some(false);
+        }
+        filters::check_evaluable(&flag.filters)?;
+        if flag.has_encrypted_payloads == Some(true) {
+            self.cipher.encrypt_payloads(&mut flag.filters, None)?;
+        }
+        let purge = project_flags
+            .iter()
+            .filter(|f| f.deleted && f.key == flag.key)
+            .cloned()
+            .collect();
+        let feature = new.feature.map(|feature| {
+            FeatureWrite::Create(Feature {
+                feature_flag_id: Some(flag.id),
+                ..feature.clone()
+            })
+        });
+        let dashboard = new
+            .dashboard_ids
+            .map(|ids| usage_dashboard(ids, &mut flag, new.edit));
+        let write = FlagWrite {
+            before: None,
+            activity: activity::flag_entry(None, &flag, Some(new.actor), now)
+                .map(|entry| rules::with_trigger(entry, &Value::Null)),
+            dashboard,
+            after: flag,
+            purge,
+            feature,
+        };
+        self.store.write_flag(write).await
+    }
+
+    async fn try_update(
+        &self,
+        edit: Edit<'_>,
+        flag_id: i64,
+        changes: &Changes<'_>,
+    ) -> Result<Flag, WriteError> {
+        let project_flags = self.store.project_flags(edit.project_id).await?;
+        let current = project_flags
+            .iter()
+            .find(|f| f.id == flag_id)
+            .cloned()
+            .ok_or_else(ApiError::not_found)?;
+        let features = self.store.project_features(edit.project_id).await?;
+        let linked = features.iter().any(|f| f.feature_flag_id == Some(flag_id));
+        // A feature created alongside claims this flag. Check on every attempt, not only
+        // before the first: a retry means someone else wrote first, and they may have linked,
+        // soft-deleted or regrouped the flag (without this, the losers of parallel links
+        // retried until `busy`, and a link could land on a just-deleted flag).
+        if let Some(FeatureWrite::Create(feature)) = &changes.feature
+            && feature.feature_flag_id == Some(flag_id)
+        {
+            ea::check_linkable(Some(&current), linked)?;
+        }
+        let body = changes.body_for(&current)?;
+        let cohorts = self.cohort_refs(edit.project_id, &body).await?;
+        let fctx = FilterContext {
+            is_create: false,
+            flag_key: &current.key,
+            flag_id: Some(current.id),
+            linked_to_early_access: linked,
+            project_flags: &project_flags,
+            cohorts: &cohorts,
+        };
+        let flag = self.updated(edit, &current, &body, changes.mode, &fctx)?;
+        self.check_dashboards(edit.project_id, &body).await?;
+        let entry = activity::flag_entry(Some(&current), &flag, edit.actor, edit.now)
+            .map(|entry| rules::with_trigger(entry, &changes.trigger));
+        let write = FlagWrite {
+            activity: entry,
+            before: Some(current),
+            after: flag,
+            purge: Vec::new(),
+            feature: changes.feature.clone(),
+            dashboard: None,
+        };
+        self.store.write_flag(write).await
+    }
+
+    /// The flag after this update, with every PostHog rule applied (pure but for the cipher).
+    fn updated(
+        &self,
+        edit: Edit<'_>,
+        current: &Flag,
+        body: &Map<String, Value>,
+        mode: Mode,
+        fctx: &FilterContext<'_>,
+    ) -> ApiResult<Flag> {
+        let mut flag = current.clone();
+        let extras = input::apply(body, mode, &mut flag, fctx)?;
+        // Whether the body replaced the filters (plain text or echoed sentinels) rather than
+        // the stored ciphertext being carried over. Comparing filters can't tell: a key rename
+        // rewrites the stored super groups, and re-encrypting stored ciphertext corrupts it.
+        let filters_sent = body
+            .get("filters")
+            .is_some_and(|f| mode != Mode::Patch || f.get("groups").is_some());
+        if let Some(version) = extras.version {
+            let as_read = rules::as_read_by(self.cipher, current, edit.actor.is_some(), edit.now);
+            rules::check_conflict(
+                current,
+                &as_read,
+                version,
+                body,
+                extras.original_flag.as_ref(),
+            )?;
+        }
+        rules::guard_lifecycle(
+            current,
+            &flag,
+            fctx.project_flags,
+            fctx.linked_to_early_access,
+        )?;
+        if body.get("active").and_then(input::parse_boolean) == Some(true) {
+            flag.performed_rollback = Some(false);
+        }
+        if flag.key != current.key {
+            rules::rename_enrollment(&mut flag.filters, &flag.key);
+        }
+        rules::protect_payloads(self.cipher, current, &mut flag, filters_sent)?;
+        flag.version = current.version + 1;
+        flag.last_modified_by = edit.actor.cloned();
+        flag.updated_at = edit.now;
+        Ok(flag)
+    }
+
+    async fn try_regenerate(
+        &self,
+        edit: Edit<'_>,
+        flag_id: i64,
+        ids: DashboardIds,
+    ) -> Result<(), WriteError> {
+        let current = self
+            .store
+            .get_flag(edit.project_id, flag_id)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let mut after = current.clone();
+        let made = usage_dashboard(ids, &mut after, edit);
+        let write = FlagWrite {
+            before: Some(current),
+            after,
+            purge: Vec::new(),
+            activity: None,
+            feature: None,
+            dashboard: Some(made),
+        };
+        self.store.write_flag(write).await.map(drop)
+    }
+
+    /// Ids for the usage dashboard a create makes, unless the body opts out with a falsy
+    /// `_should_create_usage_dashboard` (PostHog reads it with Python truthiness).
+    async fn usage_dashboard_ids(
+        &self,
+        body: &Map<String, Value>,
+    ) -> ApiResult<Option<DashboardIds>> {
+        let wanted = body
+            .get("_should_create_usage_dashboard")
+            .is_none_or(crate::python::truthy);
+        if !wanted {
+            return Ok(None);
+        }
+        Ok(Some(self.store.next_dashboard_ids().await?))
+    }
+
+    /// Every id of the body's `analytics_dashboards` must be a dashboard of this project; the
+    /// first one that is not is reported, as DRF's primary-key list does.
+    async fn check_dashboards(&self, project_id: i64, body: &Map<String, Value>) -> ApiResult<()> {
+        let Some(listed) = body.get("analytics_dashboards") else {
+            return Ok(());
+        };
+        let ids = input::dashboard_ids(listed)?;
+        for (id, raw) in ids.iter().zip(listed.as_array().into_iter().flatten()) {
+            if self.store.dashboard(project_id, *id).await?.is_none() {
+                return Err(input::dashboard_missing(raw));
+            }
+        }
+        Ok(())
+    }
+
+    /// The project's cohorts as validation needs them; only read when the body's filters name
+    /// a cohort (without cohorts every reference fails with E13 anyway).
+    async fn cohort_refs(
+        &self,
+        project_id: i64,
+        body: &Map<String, Value>,
+    ) -> ApiResult<Vec<CohortRef>> {
+        let names_cohort = body
+            .get("filters")
+            .is_some_and(|f| !cohort::flag_cohort_ids(f).is_empty());
+        if !names_cohort {
+            return Ok(Vec::new());
+        }
+        let cohorts = self.store.project_cohorts(project_id).await?;
+        Ok(cohort::refs(&cohorts))
+    }
+}
+
+/// The flag's new usage dashboard, and the flag pointed at it.
+fn usage_dashboard(ids: DashboardIds, flag: &mut Flag, edit: Edit<'_>) -> dashboard::Dashboard {
+    flag.usage_dashboard = Some(ids.dashboard);
+    dashboard::usage_dashboard(
+        ids,
+        edit.project_id,
+        flag.id,
+        &flag.key,
+        edit.actor.cloned(),
+        edit.now,
+    )
+}
