@@ -6,7 +6,6 @@ use serde_json::{Map, Value, json};
 use super::flag_view::{FlagView, with_cohort_names};
 use super::{Authorized, Context, authorize, project_route};
 use crate::auth::{Accepts, Caller};
-use crate::cohort::{self, Cohort};
 use crate::error::{ApiError, ApiResult};
 use crate::filters;
 use crate::flag::{Flag, list, status};
@@ -254,34 +253,17 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
     }
 }
 
-/// Cohorts in flag validation and responses (management-api.md §3.2, §4.1 rule 6), and the
-/// static cohort from a flag (§8).
+/// The static cohort from a flag (§8).
 impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
-    /// `POST /feature_flags/{id}/create_static_cohort_for_flag/` (§8): a static cohort, filled
-    /// in the background by the cohort-jobs worker (its `is_calculating` item is the job). A
-    /// flag that can't be filled from (deleted, inactive, group-based) gets an empty cohort with
-    /// `count: null` and no job. Soft-deleted flags are found, as in PostHog.
+    /// `POST /feature_flags/{id}/create_static_cohort_for_flag/`: soft-deleted flags are found,
+    /// as in PostHog.
     async fn create_static_cohort_for_flag(&self, id: &str) -> ApiResult<ApiResponse> {
         let flag = self.find(id).await?;
-        let cohort_id = self.store().next_cohort_id().await?;
-        let mut created = Cohort::new(cohort_id, self.project.id, self.actor(), self.ctx.now);
-        created.name = Some(cohort::flag_cohort_name(&flag.key, self.ctx.now));
-        created.is_static = true;
-        if super::cohort_jobs::fillable(&flag) {
-            created.is_calculating = true;
-            created.fill = Some(cohort::Fill {
-                flag_id: flag.id,
-                cursor: None,
-                matched: 0,
-                step: 0,
-                updated_at: self.ctx.now,
-            });
-        }
+        let actor = self.actor();
         let stored = self
-            .store()
-            .write_cohort(&created, true)
-            .await?
-            .ok_or_else(|| ApiError::internal("a new cohort id was already taken"))?;
+            .service()
+            .create_static_cohort(self.project.id, actor.as_ref(), &flag, self.ctx.now)
+            .await?;
         Ok(ApiResponse::json(
             201,
             json!({"cohort": stored.representation()}),

@@ -2,10 +2,6 @@
 //! modules. Each function binary calls one `handle` here.
 
 pub mod activity;
-// The fill worker's rule for which flags can fill a cohort, under its old name until
-// `feature_flags`' cohort creation moves into the flag service (which should then name
-// `crate::workers::cohort_fill` itself).
-use crate::workers::cohort_fill as cohort_jobs;
 pub mod cohorts;
 pub mod dashboards;
 pub mod early_access;

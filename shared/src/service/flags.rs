@@ -7,6 +7,7 @@
 
 mod revert;
 mod rules;
+mod static_cohort;
 
 use serde_json::{Map, Value};
 

@@ -3,6 +3,7 @@
 //! Services read and write through the narrow store traits and answer [`ApiError`]s; turning
 //! those into responses stays with the handlers.
 
+pub mod cohorts;
 pub mod early_access;
 pub mod flags;
 
@@ -13,6 +14,7 @@ use crate::flag::input;
 use crate::retry::Backoff;
 use crate::store::WriteError;
 
+pub use cohorts::CohortService;
 pub use early_access::FeatureService;
 pub use flags::{Changes, FlagService};
 

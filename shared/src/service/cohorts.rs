@@ -1,0 +1,327 @@
+//! Cohort rules (management-api.md §8, PostHog's CohortSerializer): creating, updating and
+//! soft-deleting cohorts with their static members, and which persons a cohort holds.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value, json};
+
+use super::retry_lost_races;
+use crate::cohort::{self, Cohort, CohortUpdate};
+use crate::error::{ApiError, ApiResult};
+use crate::evaluation::FlagSet;
+use crate::flag::Flag;
+use crate::identity::UserSummary;
+use crate::person::Person;
+use crate::store::{FlagStore, PersonStore, WriteError};
+use crate::time::Timestamp;
+
+/// Persons a property cohort's page evaluates at most (a handful of Queries).
+pub const MAX_SCANNED: usize = 5000;
+
+/// Cohort writes and member listings of any caller, over the store traits they need.
+pub struct CohortService<'a, S> {
+    store: &'a S,
+}
+
+/// One page of a cohort's persons, and the cursor of the next (`None` after the last).
+pub type PersonsPage = (Vec<Person>, Option<String>);
+
+impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
+    pub fn new(store: &'a S) -> Self {
+        CohortService { store }
+    }
+
+    /// POST `/cohorts/`: a property or static cohort; a static one's members (named by person
+    /// uuid or distinct id; unknown ones skipped) are written first, so a failed cohort write
+    /// leaves only invisible orphans.
+    pub async fn create(
+        &self,
+        project_id: i64,
+        actor: Option<&UserSummary>,
+        body: &Map<String, Value>,
+        now: Timestamp,
+    ) -> ApiResult<Cohort> {
+        let existing = self.store.project_cohorts(project_id).await?;
+        let request = cohort::parse_create(body, &existing)?;
+        let id = self.store.next_cohort_id().await?;
+        let mut cohort = Cohort::new(id, project_id, actor.cloned(), now);
+        cohort.name = request.name.clone();
+        cohort.description = request.description.clone();
+        cohort.groups = request.groups.clone();
+        cohort.filters = request.filters.clone();
+        cohort.is_static = request.is_static;
+        if request.is_static {
+            let members = self
+                .resolve_members(project_id, &request.person_ids, &request.distinct_ids)
+                .await?;
+            self.store
+                .add_cohort_members(project_id, id, &members)
+                .await?;
+            cohort.count = Some(members.len() as i64);
+            cohort.last_calculation = Some(now);
+        }
+        self.store
+            .write_cohort(&cohort, true)
+            .await?
+            .ok_or_else(|| ApiError::internal("a new cohort id was already taken"))
+    }
+
+    /// PATCH/PUT (and soft delete with `{"deleted": true}`): PostHog's
+    /// `CohortSerializer.update`, written conditionally on the revision read and retried on a
+    /// lost race (re-reading and re-validating), so concurrent updates never lose one another's
+    /// fields. Members are added once, before the first write; retries only redo the count.
+    pub async fn update(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        body: &Map<String, Value>,
+        now: Timestamp,
+    ) -> ApiResult<Cohort> {
+        let added = OnceLock::new();
+        let attempt = || self.try_update(project_id, cohort_id, body, &added, now);
+        retry_lost_races(busy, attempt).await
+    }
+
+    /// A page of the cohort's persons from `cursor`: a static cohort's members, or the persons
+    /// a property cohort matches, evaluated as they are walked.
+    pub async fn persons(
+        &self,
+        project_id: i64,
+        cohort: &Cohort,
+        cursor: Option<&str>,
+        limit: usize,
+        now: Timestamp,
+    ) -> ApiResult<PersonsPage> {
+        if cohort.is_static {
+            self.static_members(project_id, cohort, cursor, limit).await
+        } else {
+            self.matching_persons(project_id, cohort, cursor, limit, now)
+                .await
+        }
+    }
+
+    async fn try_update(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        body: &Map<String, Value>,
+        added: &OnceLock<i64>,
+        now: Timestamp,
+    ) -> Result<Cohort, WriteError> {
+        let cohorts = self.store.project_cohorts(project_id).await?;
+        let current = cohorts
+            .iter()
+            .find(|c| c.id == cohort_id)
+            .ok_or_else(ApiError::not_found)?;
+        let mut update = cohort::apply_update(body, current, &cohorts)?;
+        if update.cohort.deleted && !current.deleted {
+            self.check_unused(project_id, current, &cohorts).await?;
+        }
+        if update.has_members() {
+            let new = match added.get() {
+                Some(new) => *new,
+                None => {
+                    let new = self.add_members(project_id, current, &update).await?;
+                    *added.get_or_init(|| new)
+                }
+            };
+            update.cohort.count = Some(current.count.unwrap_or(0) + new);
+            update.cohort.last_calculation = Some(now);
+        }
+        self.store
+            .write_cohort(&update.cohort, update.changes_evaluation)
+            .await?
+            .ok_or(WriteError::Retry)
+    }
+
+    /// Person uuids of the persons named by uuid or distinct id that exist, once each.
+    async fn resolve_members(
+        &self,
+        project_id: i64,
+        person_ids: &[String],
+        distinct_ids: &[String],
+    ) -> ApiResult<Vec<String>> {
+        let store = self.store;
+        let mut uuids = BTreeSet::new();
+        if !person_ids.is_empty() {
+            let found = store.persons_by_ids(project_id, person_ids).await?;
+            uuids.extend(found.into_iter().map(|p| p.uuid));
+        }
+        if !distinct_ids.is_empty() {
+            let found = store
+                .persons_by_distinct_ids(project_id, distinct_ids)
+                .await?;
+            uuids.extend(found.into_values().map(|p| p.uuid));
+        }
+        Ok(uuids.into_iter().collect())
+    }
+
+    /// PostHog refuses to delete a cohort that active, non-deleted flags use, directly or
+    /// through other cohorts (inactive flags don't block it).
+    async fn check_unused(
+        &self,
+        project_id: i64,
+        cohort: &Cohort,
+        cohorts: &[Cohort],
+    ) -> ApiResult<()> {
+        let flags = self.store.project_flags(project_id).await?;
+        let names: Vec<&str> = flags
+            .iter()
+            .filter(|f| f.active && !f.deleted && cohort::flag_uses(&f.filters, cohort.id, cohorts))
+            .map(|f| {
+                if f.name.is_empty() {
+                    f.key.as_str()
+                } else {
+                    f.name.as_str()
+                }
+            })
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::object(format!(
+            "This cohort is used in {} active feature flag(s): {}. Please remove the cohort from these feature flags before deleting it.",
+            names.len(),
+            names.join(", ")
+        )))
+    }
+
+    /// Adds a static cohort's new members; returns how many were not members yet, for `count`.
+    async fn add_members(
+        &self,
+        project_id: i64,
+        cohort: &Cohort,
+        update: &CohortUpdate,
+    ) -> ApiResult<i64> {
+        // A fill's last step sets `count` from its own tally, which would drop these.
+        if cohort.is_calculating {
+            return Err(ApiError::object(
+                "This cohort is still being calculated; add members once it is done.",
+            ));
+        }
+        let store = self.store;
+        let uuids = self
+            .resolve_members(project_id, &update.person_ids, &update.distinct_ids)
+            .await?;
+        let held = store
+            .static_memberships(project_id, &[cohort.id], &uuids)
+            .await?;
+        store
+            .add_cohort_members(project_id, cohort.id, &uuids)
+            .await?;
+        Ok(uuids.iter().filter(|u| !held.contains_key(*u)).count() as i64)
+    }
+
+    async fn static_members(
+        &self,
+        project_id: i64,
+        cohort: &Cohort,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> ApiResult<PersonsPage> {
+        let store = self.store;
+        let (uuids, next) = store
+            .cohort_members_page(project_id, cohort.id, cursor, limit)
+            .await?;
+        let mut persons = store.persons_by_ids(project_id, &uuids).await?;
+        // BatchGetItem answers in no order; keep the memberships' (uuid) order.
+        let rank: HashMap<&str, usize> = uuids
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.as_str(), i))
+            .collect();
+        persons.sort_by_key(|p| rank.get(p.uuid.as_str()).copied().unwrap_or(usize::MAX));
+        Ok((persons, next))
+    }
+
+    /// Walks the project's persons from `cursor`, evaluating the cohort, until `limit` match or
+    /// [`MAX_SCANNED`] were read. Pages never ask for more persons than free result slots, so
+    /// the persons cursor is exact.
+    async fn matching_persons(
+        &self,
+        project_id: i64,
+        cohort: &Cohort,
+        cursor: Option<&str>,
+        limit: usize,
+        now: Timestamp,
+    ) -> ApiResult<PersonsPage> {
+        let store = self.store;
+        let cohorts = store.project_cohorts(project_id).await?;
+        let probe = CohortProbe::new(cohort.id, &cohorts);
+        let statics = probe.static_ids.clone();
+        let mut cursor = cursor.map(str::to_string);
+        let (mut found, mut scanned) = (Vec::new(), 0);
+        while found.len() < limit && scanned < MAX_SCANNED {
+            let (page, next) = store
+                .persons_page(project_id, cursor.as_deref(), limit - found.len())
+                .await?;
+            scanned += page.len().max(1);
+            let memberships = if statics.is_empty() || page.is_empty() {
+                HashMap::new()
+            } else {
+                let uuids: Vec<String> = page.iter().map(|p| p.uuid.clone()).collect();
+                store
+                    .static_memberships(project_id, &statics, &uuids)
+                    .await?
+            };
+            for person in page {
+                let member_of = memberships.get(&person.uuid).map_or(&[][..], Vec::as_slice);
+                if probe.matches(&person, member_of, now) {
+                    found.push(person);
+                }
+            }
+            cursor = next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok((found, cursor))
+    }
+}
+
+/// Evaluates one cohort for a person through the engine: a synthetic flag whose only
+/// condition is "in cohort", so nested cohorts, negation and operators behave exactly as in
+/// `/flags`.
+pub struct CohortProbe {
+    set: FlagSet,
+    key: [String; 1],
+    /// Static cohorts the tree reaches, whose memberships the caller looks up.
+    pub static_ids: Vec<i64>,
+}
+
+impl CohortProbe {
+    pub fn new(cohort_id: i64, cohorts: &[Cohort]) -> CohortProbe {
+        let key = format!("$cohort-{cohort_id}");
+        let mut flag = Flag::new(0, 0, key.clone(), probe_user(), chrono::Utc::now());
+        flag.filters = json!({"groups": [{"properties": [
+            {"key": "id", "type": "cohort", "value": cohort_id, "operator": "in"}
+        ], "rollout_percentage": 100}]});
+        let defs: Vec<_> = cohorts.iter().map(Cohort::for_evaluation).collect();
+        let filters = [&flag.filters];
+        CohortProbe {
+            static_ids: cohort::referenced_static_ids(&filters, cohorts),
+            set: FlagSet::new(std::slice::from_ref(&flag), &defs),
+            key: [key],
+        }
+    }
+
+    pub fn matches(&self, person: &Person, static_ids: &[i64], now: Timestamp) -> bool {
+        person.flag_enabled(&self.set, &self.key[0], static_ids, now)
+    }
+}
+
+fn probe_user() -> UserSummary {
+    UserSummary {
+        id: 0,
+        uuid: String::new(),
+        distinct_id: String::new(),
+        first_name: String::new(),
+        last_name: String::new(),
+        email: String::new(),
+    }
+}
+
+fn busy() -> ApiError {
+    ApiError::Conflict("The cohort is being changed by many requests at once. Please retry.".into())
+}
