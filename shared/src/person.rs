@@ -2,10 +2,10 @@
 //! ids, with properties set by `$set`/`$set_once`/`$unset` and merged by `$identify`/alias. The
 //! folding rules live in [`crate::capture`]; this module holds the record and its limits.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::evaluation::{EvaluationInput, FlagSet};
-use crate::time::Timestamp;
+use crate::time::{self, Timestamp};
 
 /// A person's properties are stored as one JSON text; past this many bytes further properties
 /// are skipped (with a warning) so the item stays well under DynamoDB's 400 KB item limit,
@@ -68,6 +68,30 @@ impl Person {
         input.static_cohort_ids = static_cohort_ids;
         set.evaluate(&input).get(key).is_some_and(|e| e.enabled)
     }
+
+    /// PostHog's `PersonSerializer`: `id` (our persons have no integer key, so the uuid),
+    /// `name` (the `email` property, else the first non-anonymous distinct id), `distinct_ids`
+    /// (UUID-like, i.e. anonymous, ones last), `properties`, `created_at`, `uuid`, and
+    /// `is_identified`.
+    pub fn representation(&self) -> Value {
+        let mut distinct_ids: Vec<&String> = self.distinct_ids.iter().collect();
+        distinct_ids.sort_by_key(|d| is_anonymous_id(d));
+        let name = match self.properties.get("email") {
+            Some(Value::String(email)) if !email.is_empty() => email.clone(),
+            _ => distinct_ids
+                .first()
+                .map_or_else(|| self.uuid.clone(), |d| d.to_string()),
+        };
+        json!({
+            "id": self.uuid,
+            "uuid": self.uuid,
+            "name": name,
+            "distinct_ids": distinct_ids,
+            "properties": self.properties,
+            "created_at": time::format(&self.created_at),
+            "is_identified": self.is_identified,
+        })
+    }
 }
 
 /// One person's change from a capture, written atomically: the person (conditional on its
@@ -96,5 +120,30 @@ impl PersonWrite {
     /// DynamoDB items the write touches (one transaction may hold at most 100).
     pub fn item_count(&self) -> usize {
         1 + self.claimed_distinct_ids.len() + self.merged.len()
+    }
+}
+
+/// PostHog's `is_anonymous_id`: SDK-generated anonymous ids are UUIDs.
+fn is_anonymous_id(id: &str) -> bool {
+    uuid::Uuid::try_parse(id).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_prefers_email_then_identified_ids() {
+        let mut p = Person::new(
+            1,
+            "0190d6c0-0000-7000-8000-000000000000",
+            chrono::Utc::now(),
+        );
+        p.distinct_ids.push("user@x".into());
+        let shown = p.representation();
+        assert_eq!(shown["name"], "user@x");
+        assert_eq!(shown["distinct_ids"][0], "user@x");
+        p.properties.insert("email".into(), json!("e@x.com"));
+        assert_eq!(p.representation()["name"], "e@x.com");
     }
 }

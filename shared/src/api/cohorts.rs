@@ -23,6 +23,7 @@ use crate::cohort::Cohort;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse, paginate};
 use crate::identity::{Project, UserSummary};
+use crate::person::Person;
 use crate::service::CohortService;
 use crate::store::{FlagStore, IdentityStore, PersonStore};
 use crate::workers::cohort_fill;
@@ -170,7 +171,7 @@ impl<S: FlagStore + PersonStore + IdentityStore> CohortsEndpoint<'_, S> {
             .await?;
         let next = next.map(|c| req.url_with(&[("cursor", c), ("limit", limit.to_string())], &[]));
         Ok(ApiResponse::ok(json!({
-            "results": persons.iter().map(super::persons::person_json).collect::<Vec<_>>(),
+            "results": persons.iter().map(Person::representation).collect::<Vec<_>>(),
             "next": next,
             "previous": null,
         })))

@@ -15,7 +15,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::person::Person;
 use crate::store::{IdentityStore, PersonStore};
-use crate::time;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -58,7 +57,7 @@ async fn route<S: PersonStore + IdentityStore>(
             .store
             .person_by_distinct_id(project.id, distinct_id)
             .await?;
-        let results: Vec<Value> = found.iter().map(person_json).collect();
+        let results: Vec<Value> = found.iter().map(Person::representation).collect();
         return Ok(ApiResponse::ok(
             json!({"next": null, "previous": null, "results": results}),
         ));
@@ -78,7 +77,7 @@ async fn route<S: PersonStore + IdentityStore>(
     }
     let (persons, next) = ctx.store.persons_page(project.id, cursor, limit).await?;
     let next = next.map(|c| req.url_with(&[("cursor", c), ("limit", limit.to_string())], &[]));
-    let results: Vec<Value> = persons.iter().map(person_json).collect();
+    let results: Vec<Value> = persons.iter().map(Person::representation).collect();
     Ok(ApiResponse::ok(
         json!({"next": next, "previous": null, "results": results}),
     ))
@@ -87,53 +86,4 @@ async fn route<S: PersonStore + IdentityStore>(
 /// Cursors are person uuids; anything else was not handed out by us.
 fn is_cursor(c: &str) -> bool {
     uuid::Uuid::try_parse(c).is_ok()
-}
-
-/// PostHog's `PersonSerializer`: `id` (our persons have no integer key, so the uuid),
-/// `name` (the `email` property, else the first non-anonymous distinct id), `distinct_ids`
-/// (UUID-like, i.e. anonymous, ones last), `properties`, `created_at`, `uuid`, and
-/// `is_identified`.
-pub fn person_json(person: &Person) -> Value {
-    let mut distinct_ids: Vec<&String> = person.distinct_ids.iter().collect();
-    distinct_ids.sort_by_key(|d| is_anonymous_id(d));
-    let name = match person.properties.get("email") {
-        Some(Value::String(email)) if !email.is_empty() => email.clone(),
-        _ => distinct_ids
-            .first()
-            .map_or_else(|| person.uuid.clone(), |d| d.to_string()),
-    };
-    json!({
-        "id": person.uuid,
-        "uuid": person.uuid,
-        "name": name,
-        "distinct_ids": distinct_ids,
-        "properties": person.properties,
-        "created_at": time::format(&person.created_at),
-        "is_identified": person.is_identified,
-    })
-}
-
-/// PostHog's `is_anonymous_id`: SDK-generated anonymous ids are UUIDs.
-fn is_anonymous_id(id: &str) -> bool {
-    uuid::Uuid::try_parse(id).is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn name_prefers_email_then_identified_ids() {
-        let mut p = Person::new(
-            1,
-            "0190d6c0-0000-7000-8000-000000000000",
-            chrono::Utc::now(),
-        );
-        p.distinct_ids.push("user@x".into());
-        let shown = person_json(&p);
-        assert_eq!(shown["name"], "user@x");
-        assert_eq!(shown["distinct_ids"][0], "user@x");
-        p.properties.insert("email".into(), json!("e@x.com"));
-        assert_eq!(person_json(&p)["name"], "e@x.com");
-    }
 }
