@@ -13,10 +13,15 @@ locally, what Lambda would bill:
   feature-flags function first, then times SDK and management requests).
 
 Lambda runs arm64 (Graviton); this machine is x86_64, so build the host variant with the same
-release profile first (`--lambda-dir` keeps the arm64 artifacts of `make build` intact):
+release profile first (`--lambda-dir` keeps the arm64 artifacts of `make build` intact), one
+function per cargo invocation as `sam build` does: one invocation for several `-p` unifies their
+`shared` features, and each binary would then carry every listed function's handlers:
 
-    PATH=.venv/bin:$PATH cargo lambda build --release --x86-64 --lambda-dir target/lambda-x86_64 \\
-        -p feature-flags -p activity -p early-access-features -p flags -p api-schema
+    for f in feature-flags activity early-access-features flags persons cohorts dashboards \\
+            cohort-jobs api-schema; do
+        PATH=.venv/bin:$PATH cargo lambda build --release --x86-64 \\
+            --lambda-dir target/lambda-x86_64 -p "$f"
+    done
     python3 scripts/measure-lambda.py init --runs 30
     # DynamoDB Local with tables and seeded credentials, e.g. what `make dev` leaves running:
     python3 scripts/measure-lambda.py requests --dynamodb-endpoint http://127.0.0.1:8000 \\
