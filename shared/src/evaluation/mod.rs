@@ -29,6 +29,10 @@
 //!   `$anon_distinct_id`; [`FlagSet::experience_continuity_keys`] lists the flags whose override
 //!   it should write when the request carries `$anon_distinct_id`.
 //!
+//! Callers holding stored flags and cohorts build the `FlagSet` with
+//! [`snapshot::EvaluationSnapshot`], the one place that decides which cohorts exist for the
+//! engine (deleted ones don't); [`snapshot::cohorts_for`] is the only store read here.
+//!
 //! The engine is the server's evaluator: it always gives a definite answer. The SDKs'
 //! "inconclusive → ask the server" outcomes (§2.12) are exactly the requests that end up here.
 
@@ -41,6 +45,7 @@ mod matcher;
 mod model;
 mod properties;
 mod result;
+pub mod snapshot;
 mod versions;
 
 pub use hash::hash;

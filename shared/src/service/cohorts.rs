@@ -4,13 +4,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::retry_lost_races;
 use crate::cohort::{self, Cohort, CohortUpdate};
 use crate::error::{ApiError, ApiResult};
-use crate::evaluation::FlagSet;
-use crate::flag::Flag;
+use crate::evaluation::snapshot::CohortProbe;
 use crate::identity::UserSummary;
 use crate::person::Person;
 use crate::store::{FlagStore, PersonStore, WriteError};
@@ -277,48 +276,6 @@ impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
             }
         }
         Ok((found, cursor))
-    }
-}
-
-/// Evaluates one cohort for a person through the engine: a synthetic flag whose only
-/// condition is "in cohort", so nested cohorts, negation and operators behave exactly as in
-/// `/flags`.
-pub struct CohortProbe {
-    set: FlagSet,
-    key: [String; 1],
-    /// Static cohorts the tree reaches, whose memberships the caller looks up.
-    pub static_ids: Vec<i64>,
-}
-
-impl CohortProbe {
-    pub fn new(cohort_id: i64, cohorts: &[Cohort]) -> CohortProbe {
-        let key = format!("$cohort-{cohort_id}");
-        let mut flag = Flag::new(0, 0, key.clone(), probe_user(), chrono::Utc::now());
-        flag.filters = json!({"groups": [{"properties": [
-            {"key": "id", "type": "cohort", "value": cohort_id, "operator": "in"}
-        ], "rollout_percentage": 100}]});
-        let defs: Vec<_> = cohorts.iter().map(Cohort::for_evaluation).collect();
-        let filters = [&flag.filters];
-        CohortProbe {
-            static_ids: cohort::referenced_static_ids(&filters, cohorts),
-            set: FlagSet::new(std::slice::from_ref(&flag), &defs),
-            key: [key],
-        }
-    }
-
-    pub fn matches(&self, person: &Person, static_ids: &[i64], now: Timestamp) -> bool {
-        person.flag_enabled(&self.set, &self.key[0], static_ids, now)
-    }
-}
-
-fn probe_user() -> UserSummary {
-    UserSummary {
-        id: 0,
-        uuid: String::new(),
-        distinct_id: String::new(),
-        first_name: String::new(),
-        last_name: String::new(),
-        email: String::new(),
     }
 }
 

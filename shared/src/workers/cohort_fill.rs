@@ -29,6 +29,7 @@ use serde_json::Value;
 use crate::cohort::{self, Cohort};
 use crate::error::ApiResult;
 use crate::evaluation::FlagSet;
+use crate::evaluation::snapshot::{EvaluationSnapshot, cohorts_for};
 use crate::flag::Flag;
 use crate::person::Person;
 use crate::store::dynamo::{self, DynamoStore};
@@ -132,7 +133,7 @@ pub async fn run_step<S: CohortStore + PersonStore + FlagStore>(
         // it stands, as PostHog skips such flags.
         return finish(store, current, fill.matched).await;
     };
-    let cohorts = store.project_cohorts(project_id).await?;
+    let cohorts = cohorts_for(store, project_id, &flags).await?;
     let evaluator = Evaluator::new(&flags, &cohorts, flag);
     let started = Instant::now();
     let mut cursor = fill.cursor.clone();
@@ -202,16 +203,15 @@ struct Evaluator {
 
 impl Evaluator {
     fn new(flags: &[Flag], cohorts: &[Cohort], flag: &Flag) -> Self {
-        let defs: Vec<_> = cohorts.iter().map(Cohort::for_evaluation).collect();
-        let live: Vec<&Value> = flags
-            .iter()
-            .filter(|f| !f.deleted)
-            .map(|f| &f.filters)
-            .collect();
+        // All flags, not just this one: its dependencies are evaluated too.
+        let EvaluationSnapshot {
+            set,
+            static_cohort_ids,
+        } = EvaluationSnapshot::build(flags, cohorts);
         Evaluator {
-            set: FlagSet::new(flags, &defs),
+            set,
             key: [flag.key.clone()],
-            static_ids: cohort::referenced_static_ids(&live, cohorts),
+            static_ids: static_cohort_ids,
         }
     }
 

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cohort::{self, Cohort};
+use crate::cohort::Cohort;
 use crate::definitions;
 use crate::error::ApiResult;
+use crate::evaluation::snapshot::{EvaluationSnapshot, cohorts_for};
 use crate::evaluation::{FlagSet, GroupTypeMapping};
 use crate::flag::Flag;
 use crate::identity::Project;
@@ -60,20 +61,14 @@ impl Snapshot {
         cohorts: Vec<Cohort>,
     ) -> Snapshot {
         let mapping = GroupTypeMapping::new(group_types.iter().map(|g| (g.index, g.name.clone())));
-        let defs: Vec<_> = cohorts
-            .iter()
-            .filter(|c| !c.deleted)
-            .map(Cohort::for_evaluation)
-            .collect();
-        let live: Vec<&Value> = flags
-            .iter()
-            .filter(|f| !f.deleted)
-            .map(|f| &f.filters)
-            .collect();
+        let EvaluationSnapshot {
+            set,
+            static_cohort_ids,
+        } = EvaluationSnapshot::build(&flags, &cohorts);
         Snapshot {
             version,
-            set: FlagSet::new(&flags, &defs),
-            static_cohort_ids: cohort::referenced_static_ids(&live, &cohorts),
+            set,
+            static_cohort_ids,
             flags,
             group_types,
             mapping,
@@ -128,15 +123,7 @@ impl DefinitionsCache {
         }
         let flags = store.project_flags(project_id).await?;
         let group_types = store.group_types(project_id).await?;
-        // Cohorts only matter when a flag names one; most projects skip the Query.
-        let cohorts = if flags
-            .iter()
-            .any(|f| !cohort::flag_cohort_ids(&f.filters).is_empty())
-        {
-            store.project_cohorts(project_id).await?
-        } else {
-            Vec::new()
-        };
+        let cohorts = cohorts_for(store, project_id, &flags).await?;
         let snapshot = Arc::new(Snapshot::new(version, flags, group_types, cohorts));
         insert(&self.projects, MAX_PROJECTS, project_id, snapshot.clone());
         Ok(snapshot)
