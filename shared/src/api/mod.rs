@@ -3,8 +3,8 @@
 //!
 //! A group's module and [`Group`] variant exist only under its cargo feature (one per function,
 //! shared/Cargo.toml): the dispatch is a `match` over the variants, so a binary built with every
-//! group would link every handler. A module that other groups call into is compiled for them
-//! too; only what they call is linked.
+//! group would link every handler. A helper module several groups use (`flag_view`) is compiled
+//! under any of their features.
 
 #[cfg(feature = "activity")]
 pub mod activity;
@@ -25,8 +25,7 @@ pub mod flags;
 mod function;
 #[cfg(feature = "management-api")]
 mod management;
-// Cohort members are listed as persons are.
-#[cfg(any(feature = "persons", feature = "cohorts"))]
+#[cfg(feature = "persons")]
 pub mod persons;
 
 #[cfg(feature = "http-api")]
