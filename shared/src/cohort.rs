@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::evaluation;
-use crate::filters::{self, CohortRef};
+use crate::flag::filters::{self, CohortRef, ConditionSet, Filters, Section};
 use crate::identity::UserSummary;
 use crate::time::{self, Timestamp, serde_ts};
 
@@ -219,43 +219,27 @@ fn walk_leaves(node: &Value, visit: &mut dyn FnMut(&Value)) {
 /// Cohort ids named by `type: cohort` properties of a flag's release conditions (and super
 /// groups), as written (number or digits).
 pub fn flag_cohort_ids(filters: &Value) -> Vec<i64> {
-    let mut out = Vec::new();
-    for section in ["groups", "super_groups"] {
-        let groups = filters.get(section).and_then(Value::as_array);
-        for group in groups.into_iter().flatten() {
-            let props = group.get("properties").and_then(Value::as_array);
-            for p in props.into_iter().flatten() {
-                if p.get("type").and_then(Value::as_str) == Some("cohort")
-                    && let Some(id) = p.get("value").and_then(integer)
-                {
-                    out.push(id);
-                }
-            }
-        }
-    }
-    out
+    let filters = Filters::of(filters);
+    [Section::Groups, Section::SuperGroups]
+        .into_iter()
+        .flat_map(|section| filters.conditions(section))
+        .flat_map(ConditionSet::properties)
+        .filter(|p| p.get("type").and_then(Value::as_str) == Some("cohort"))
+        .filter_map(|p| p.get("value").and_then(integer))
+        .collect()
 }
 
 /// §3.2: every cohort property of `filters.groups[].properties[]` gets `cohort_name` (the
 /// cohort's name, null when it does not exist in the project).
 pub fn add_cohort_names(filters: &mut Value, names: &HashMap<i64, Option<String>>) {
-    let Some(Value::Array(groups)) = filters.get_mut("groups") else {
-        return;
-    };
-    for group in groups {
-        let Some(Value::Array(props)) = group.get_mut("properties") else {
-            continue;
-        };
-        for p in props.iter_mut().filter_map(Value::as_object_mut) {
-            if p.get("type").and_then(Value::as_str) != Some("cohort") {
-                continue;
-            }
-            let name = p
-                .get("value")
-                .and_then(integer)
-                .and_then(|id| names.get(&id).cloned().flatten());
-            p.insert("cohort_name".into(), json!(name));
-        }
+    let cohort_properties = filters::properties_mut(filters, Section::Groups)
+        .filter(|p| p.get("type").and_then(Value::as_str) == Some("cohort"));
+    for p in cohort_properties {
+        let name = p
+            .get("value")
+            .and_then(integer)
+            .and_then(|id| names.get(&id).cloned().flatten());
+        p.insert("cohort_name".into(), json!(name));
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 use crate::flag::ENCRYPTED_SENTINEL;
+use crate::flag::filters::{Filters, payloads_mut};
 
 pub struct PayloadCipher {
     fernet: Option<MultiFernet>,
@@ -49,7 +50,7 @@ impl PayloadCipher {
     /// Encrypts every payload value (JSON text) in place. An echoed sentinel keeps the value
     /// already stored under that key, so clients can send back what they read.
     pub fn encrypt_payloads(&self, filters: &mut Value, stored: Option<&Value>) -> ApiResult<()> {
-        let Some(Value::Object(payloads)) = filters.get_mut("payloads") else {
+        let Some(payloads) = payloads_mut(filters) else {
             return Ok(());
         };
         if payloads.is_empty() {
@@ -64,7 +65,7 @@ impl PayloadCipher {
         for (variant, value) in payloads.iter_mut() {
             let text = value.as_str().unwrap_or_default().to_string();
             let kept = stored
-                .and_then(|s| s.get("payloads"))
+                .and_then(|s| Filters::of(s).payloads())
                 .and_then(|p| p.get(variant))
                 .filter(|_| text == ENCRYPTED_SENTINEL);
             *value = match kept {
@@ -78,7 +79,7 @@ impl PayloadCipher {
     /// Filters as a reader may see them: decrypted payload texts, or the sentinel for each.
     pub fn reveal(&self, filters: &Value, decrypt: bool) -> Value {
         let mut shown = filters.clone();
-        if let Some(Value::Object(payloads)) = shown.get_mut("payloads") {
+        if let Some(payloads) = payloads_mut(&mut shown) {
             for value in payloads.values_mut() {
                 let clear = decrypt.then(|| self.decrypt(value.as_str()?)).flatten();
                 *value = Value::String(clear.unwrap_or_else(|| ENCRYPTED_SENTINEL.to_string()));

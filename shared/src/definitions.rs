@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::cohort::{self, Cohort};
 use crate::flag::Flag;
+use crate::flag::filters::{Filters, Section, properties_mut};
 use crate::store::GroupType;
 
 /// PostHog's prefix for flags that only target surveys; definitions never carry them.
@@ -68,14 +69,7 @@ fn flag_definition(flag: &Flag, graph: &Graph) -> Value {
 
 /// Every `type: flag` filter of the release conditions: key → flag key, plus its chain.
 fn rewrite_dependencies(filters: &mut Value, graph: &Graph) {
-    let Some(Value::Array(groups)) = filters.get_mut("groups") else {
-        return;
-    };
-    let properties = groups
-        .iter_mut()
-        .filter_map(|g| g.get_mut("properties").and_then(Value::as_array_mut))
-        .flatten()
-        .filter_map(Value::as_object_mut)
+    let properties = properties_mut(filters, Section::Groups)
         .filter(|p| p.get("type").and_then(Value::as_str) == Some("flag"));
     for property in properties {
         let target = property.get("key").and_then(|k| graph.resolve(k));
@@ -228,7 +222,8 @@ fn not_for_sdks(flag: &Flag) -> bool {
 
 /// The `key` of each flag-dependency filter in the release conditions, in order.
 fn references(flag: &Flag) -> Vec<Value> {
-    crate::filters::flag_properties(&flag.filters)
+    Filters::of(&flag.filters)
+        .flag_dependencies()
         .filter_map(|p| p.get("key").cloned())
         .collect()
 }

@@ -11,6 +11,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{ApiError, ApiResult};
 use crate::flag::Flag;
+use crate::flag::filters::Filters;
 use crate::identity::UserSummary;
 use crate::time::{self, Timestamp, serde_ts};
 
@@ -83,10 +84,7 @@ pub fn without_enrollment(filters: &Value) -> Value {
 }
 
 pub fn has_enrollment(filters: &Value) -> bool {
-    filters
-        .get("super_groups")
-        .and_then(Value::as_array)
-        .is_some_and(|groups| !groups.is_empty())
+    Filters::of(filters).super_groups().next().is_some()
 }
 
 fn object(filters: &Value) -> Map<String, Value> {

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::input::Runtime;
 use super::properties::PropertyFilter;
 use crate::flag::Flag;
+use crate::flag::filters::{ConditionSet, Filters};
 
 /// Which identifier a condition buckets on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +70,7 @@ pub(crate) struct CompiledFlag {
 
 impl CompiledFlag {
     pub(crate) fn new(flag: &Flag) -> CompiledFlag {
-        let empty = Map::new();
-        let filters = flag.filters.as_object().unwrap_or(&empty);
+        let filters = Filters::of(&flag.filters);
         let aggregation = group_index(filters.get("aggregation_group_type_index"))
             .map_or(Aggregation::Person, Aggregation::Group);
         CompiledFlag {
@@ -87,12 +87,8 @@ impl CompiledFlag {
             aggregation,
             conditions: conditions(filters, aggregation),
             variants: variants(filters),
-            payloads: filters
-                .get("payloads")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default(),
-            holdout: holdout(filters.get("holdout")),
+            payloads: filters.payloads().cloned().unwrap_or_default(),
+            holdout: holdout(filters.holdout()),
             feature_enrollment: filters.get("feature_enrollment") == Some(&Value::Bool(true)),
             super_condition: super_condition(filters),
             hash_prefix: format!("{}.", flag.key),
@@ -116,60 +112,40 @@ fn group_index(value: Option<&Value>) -> Option<i32> {
 
 /// `groups`, or for legacy rows without it one condition of `properties` holding everyone
 /// (PostHog's `get_filters`, as [`Flag::effective_filters`] shows it).
-fn conditions(filters: &Map<String, Value>, flag_level: Aggregation) -> Vec<Condition> {
-    match filters.get("groups") {
-        Some(groups) => groups
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|g| condition(g, flag_level))
-            .collect(),
-        None => {
-            let legacy = serde_json::json!({"properties": filters.get("properties")});
-            vec![condition(&legacy, flag_level)]
-        }
+fn conditions(filters: Filters, flag_level: Aggregation) -> Vec<Condition> {
+    if filters.has_groups() {
+        return filters.groups().map(|g| condition(g, flag_level)).collect();
     }
+    let legacy = serde_json::json!({"properties": filters.get("properties")});
+    vec![condition(ConditionSet::of(&legacy), flag_level)]
 }
 
 /// A condition's `aggregation_group_type_index`: absent → the flag's; explicit null → person.
-fn condition(raw: &Value, flag_level: Aggregation) -> Condition {
+fn condition(raw: ConditionSet, flag_level: Aggregation) -> Condition {
     let aggregation = match raw.get("aggregation_group_type_index") {
         None => flag_level,
         Some(v) => group_index(Some(v)).map_or(Aggregation::Person, Aggregation::Group),
     };
     Condition {
-        filters: raw
-            .get("properties")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(PropertyFilter::parse)
-            .collect(),
+        filters: raw.properties().map(PropertyFilter::parse).collect(),
         rollout: raw
-            .get("rollout_percentage")
+            .rollout_percentage()
             .and_then(Value::as_f64)
             .unwrap_or(100.0),
-        variant: raw
-            .get("variant")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        variant: raw.variant().and_then(Value::as_str).map(str::to_string),
         aggregation,
     }
 }
 
 /// Variants in stored order; one without a numeric percentage takes no share of the range.
-fn variants(filters: &Map<String, Value>) -> Vec<Variant> {
+fn variants(filters: Filters) -> Vec<Variant> {
     filters
-        .get("multivariate")
-        .and_then(|m| m.get("variants"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+        .variants()
         .filter_map(|v| {
             Some(Variant {
-                key: v.get("key")?.as_str()?.to_string(),
+                key: v.key()?.to_string(),
                 rollout: v
-                    .get("rollout_percentage")
+                    .rollout_percentage()
                     .and_then(Value::as_f64)
                     .unwrap_or(0.0),
             })
@@ -187,8 +163,8 @@ fn holdout(raw: Option<&Value>) -> Option<Holdout> {
 
 /// PostHog reads only the first super group, and only when it has properties; the new
 /// `feature_enrollment: true` form takes precedence and is handled by the matcher.
-fn super_condition(filters: &Map<String, Value>) -> Option<Condition> {
-    let first = filters.get("super_groups")?.as_array()?.first()?;
+fn super_condition(filters: Filters) -> Option<Condition> {
+    let first = filters.super_groups().next()?;
     let condition = condition(first, Aggregation::Person);
     // Super conditions are person-level whatever the flag aggregates on.
     let condition = Condition {

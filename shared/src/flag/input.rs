@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use super::filters::{self, FilterContext, Filters};
 use super::{Flag, KEY_MAX_CHARS};
 use crate::error::{ApiError, ApiResult};
-use crate::filters::{self, FilterContext};
 use crate::time::{self, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,7 +48,7 @@ pub fn apply(
         None => {}
     }
     if let Some(v) = body.get("filters") {
-        let ignored = mode == Mode::Patch && v.is_object() && v.get("groups").is_none();
+        let ignored = mode == Mode::Patch && v.is_object() && !Filters::of(v).has_groups();
         if !ignored {
             // PostHog names "the flag" (self-dependency, cycle paths) by the submitted key on
             // create but by the stored key on update, even when the same body renames it.

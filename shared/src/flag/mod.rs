@@ -1,5 +1,6 @@
 //! The feature flag: what is stored, and how PostHog shows it.
 
+pub mod filters;
 pub mod input;
 pub mod list;
 pub mod status;
@@ -9,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::identity::UserSummary;
 use crate::time::{self, Timestamp, serde_ts};
+use filters::Filters;
 
 /// Keys may hold letters, digits, `-` and `_` only.
 pub const KEY_MAX_CHARS: usize = 400;
@@ -104,7 +106,7 @@ impl Flag {
     /// group holding everyone (PostHog's `get_filters`).
     pub fn effective_filters(&self) -> Value {
         match &self.filters {
-            Value::Object(map) if map.contains_key("groups") => self.filters.clone(),
+            Value::Object(_) if Filters::of(&self.filters).has_groups() => self.filters.clone(),
             Value::Object(map) => json!({"groups": [{
                 "properties": map.get("properties").cloned().unwrap_or_else(|| json!([])),
                 "rollout_percentage": null,
@@ -114,21 +116,18 @@ impl Flag {
     }
 
     pub fn groups(&self) -> Vec<Value> {
-        self.filters
-            .get("groups")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
+        Filters::of(&self.filters)
+            .groups()
+            .map(|g| g.raw().clone())
+            .collect()
     }
 
     /// Variant definitions, `[]` for boolean flags (tolerates `multivariate: null`).
     pub fn variants(&self) -> Vec<Value> {
-        self.filters
-            .get("multivariate")
-            .and_then(|m| m.get("variants"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
+        Filters::of(&self.filters)
+            .variants()
+            .map(|v| v.raw().clone())
+            .collect()
     }
 
     pub fn is_group_based(&self) -> bool {

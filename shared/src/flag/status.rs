@@ -7,6 +7,7 @@ use chrono::TimeDelta;
 use serde_json::Value;
 
 use super::Flag;
+use super::filters::{ConditionSet, Filters};
 use crate::time::Timestamp;
 
 /// Flags untouched for this long are candidates for cleanup.
@@ -105,8 +106,8 @@ fn whole_days(delta: TimeDelta) -> i64 {
 /// Reads the stored `filters`, so legacy flags stored as `{}` count as on for everyone.
 pub fn fully_rolled_out(flag: &Flag) -> Option<RolledOut> {
     let filters = &flag.filters;
-    match filters.get("multivariate") {
-        Some(mv) if python::truthy(mv) => multivariate_rolled_out(filters, mv),
+    match Filters::of(filters).multivariate() {
+        Some(mv) if python::truthy(mv) => multivariate_rolled_out(filters),
         _ => boolean_rolled_out(filters).then_some(RolledOut::Boolean),
     }
 }
@@ -117,27 +118,25 @@ fn boolean_rolled_out(filters: &Value) -> bool {
         Value::Object(map) => map.is_empty(),
         _ => false,
     };
-    no_conditions || groups(filters).any(group_fully_rolled_out)
+    no_conditions || Filters::of(filters).groups().any(group_fully_rolled_out)
 }
 
 /// A 100% condition without properties plus a variant override, or plus a variant at 100%.
-fn multivariate_rolled_out(filters: &Value, multivariate: &Value) -> Option<RolledOut> {
-    let variant_at_100 = multivariate
-        .get("variants")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|v| is_hundred(v.get("rollout_percentage")))
-        .and_then(|v| v.get("key"))
+fn multivariate_rolled_out(filters: &Value) -> Option<RolledOut> {
+    let filters = Filters::of(filters);
+    let variant_at_100 = filters
+        .variants()
+        .find(|v| is_hundred(v.rollout_percentage()))
+        .and_then(|v| v.raw().get("key"))
         .and_then(text);
 
     let mut some_group_at_100 = false;
     // Python's `override or group.get("variant")`: a falsy override is replaced by later ones.
     let mut override_variant: Option<String> = None;
-    for group in groups(filters).filter(|g| group_fully_rolled_out(g)) {
+    for group in filters.groups().filter(|g| group_fully_rolled_out(*g)) {
         some_group_at_100 = true;
         if override_variant.as_deref().is_none_or(str::is_empty) {
-            override_variant = group.get("variant").and_then(text);
+            override_variant = group.variant().and_then(text);
         }
     }
 
@@ -152,21 +151,13 @@ fn multivariate_rolled_out(filters: &Value, multivariate: &Value) -> Option<Roll
     Some(RolledOut::Variant(name))
 }
 
-fn groups(filters: &Value) -> impl Iterator<Item = &Value> {
-    filters
-        .get("groups")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-}
-
-fn group_fully_rolled_out(group: &Value) -> bool {
+fn group_fully_rolled_out(group: ConditionSet) -> bool {
     let no_properties = match group.get("properties") {
         None | Some(Value::Null) => true,
         Some(Value::Array(props)) => props.is_empty(),
         Some(_) => false,
     };
-    no_properties && is_hundred(group.get("rollout_percentage"))
+    no_properties && is_hundred(group.rollout_percentage())
 }
 
 fn is_hundred(value: Option<&Value>) -> bool {

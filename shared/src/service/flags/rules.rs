@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::activity::ActivityEntry;
 use crate::crypto::PayloadCipher;
 use crate::error::{ApiError, ApiResult};
-use crate::filters;
+use crate::flag::filters::{self, Section};
 use crate::flag::{self, Flag, input};
 use crate::time::Timestamp;
 
@@ -141,22 +141,16 @@ pub(super) fn protect_payloads(
 
 /// Early-access enrollment conditions name the flag key; a rename must follow.
 pub(super) fn rename_enrollment(filters: &mut Value, new_key: &str) {
-    let Some(Value::Array(groups)) = filters.get_mut("super_groups") else {
-        return;
-    };
-    for group in groups {
-        let Some(Value::Array(props)) = group.get_mut("properties") else {
-            continue;
-        };
-        for prop in props {
-            let renamed = prop
-                .get("key")
-                .and_then(Value::as_str)
-                .filter(|k| k.starts_with("$feature_enrollment/"))
-                .map(|_| format!("$feature_enrollment/{new_key}"));
-            if let (Some(key), Some(obj)) = (renamed, prop.as_object_mut()) {
-                obj.insert("key".into(), Value::String(key));
-            }
+    for prop in filters::properties_mut(filters, Section::SuperGroups) {
+        let enrollment = prop
+            .get("key")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.starts_with("$feature_enrollment/"));
+        if enrollment {
+            prop.insert(
+                "key".into(),
+                Value::String(format!("$feature_enrollment/{new_key}")),
+            );
         }
     }
 }

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use super::access::{ConditionSet, Filters, Section};
+use super::dates::is_filter_date;
 use crate::error::{ApiError, ApiResult};
 use crate::flag::Flag;
 
@@ -399,7 +401,7 @@ fn check_property_value(p: &Property, ctx: &FilterContext) -> ApiResult<()> {
     if p.kind == "cohort" {
         check_cohort(p.value, ctx.cohorts)?;
     }
-    if matches!(p.operator, Some("is_date_before" | "is_date_after")) && !is_valid_date(p.value) {
+    if matches!(p.operator, Some("is_date_before" | "is_date_after")) && !is_filter_date(p.value) {
         return Err(coded(
             "invalid_date",
             format!("Invalid date value: {}", python::str(p.value)),
@@ -599,50 +601,6 @@ fn is_percentage_or_null(value: &Value) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Dates (rule 6, `is_date_before` / `is_date_after`)
-
-/// A relative date (`-30d`, `12h`, `2w`, `6m`, `1y`) or an absolute date/datetime.
-fn is_valid_date(value: &Value) -> bool {
-    let text = python::str(value);
-    is_relative_date(&text) || is_absolute_date(text.trim())
-}
-
-/// PostHog's `^-?[0-9]+[a-z]$` with h/d/w/m/y units and numbers below 10 000.
-fn is_relative_date(text: &str) -> bool {
-    let body = text.strip_prefix('-').unwrap_or(text);
-    let Some(unit) = body.chars().last() else {
-        return false;
-    };
-    let digits = &body[..body.len() - unit.len_utf8()];
-    !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && matches!(unit, 'h' | 'd' | 'w' | 'm' | 'y')
-        && digits.parse::<u32>().is_ok_and(|n| n < 10_000)
-}
-
-fn is_absolute_date(text: &str) -> bool {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime};
-    const DATETIMES: &[&str] = &["%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M"];
-    const DATES: &[&str] = &[
-        "%Y/%m/%d",
-        "%Y%m%d",
-        "%B %d, %Y",
-        "%b %d, %Y",
-        "%d %B %Y",
-        "%d %b %Y",
-    ];
-    crate::time::parse(text).is_some()
-        || DateTime::parse_from_rfc2822(text).is_ok()
-        || DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z").is_ok()
-        || DATETIMES
-            .iter()
-            .any(|f| NaiveDateTime::parse_from_str(text, f).is_ok())
-        || DATES
-            .iter()
-            .any(|f| NaiveDate::parse_from_str(text, f).is_ok())
-}
-
-// ---------------------------------------------------------------------------------------------
 // Flag dependencies (§4.2)
 
 /// The integer id a `type: flag` property references: a number or a string of digits.
@@ -658,22 +616,13 @@ fn integer(value: &Value) -> Option<i64> {
     }
 }
 
-/// `type: flag` properties of the regular condition sets (super groups never hold them).
-pub(crate) fn flag_properties(filters: &Value) -> impl Iterator<Item = &Value> {
-    filters
-        .get("groups")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|g| g.get("properties").and_then(Value::as_array))
-        .flatten()
-        .filter(|p| p.get("type").and_then(Value::as_str) == Some("flag"))
-}
-
 /// Ids referenced by `filters`, in order of first appearance; unreadable references are skipped.
 fn reference_ids(filters: &Value) -> Vec<i64> {
     let mut ids = Vec::new();
-    for id in flag_properties(filters).filter_map(|p| p.get("key").and_then(integer)) {
+    for id in Filters::of(filters)
+        .flag_dependencies()
+        .filter_map(|p| p.get("key").and_then(integer))
+    {
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -838,7 +787,11 @@ pub fn dependents(target_id: i64, flags: &[Flag]) -> Vec<&Flag> {
     let mut found: Vec<&Flag> = flags
         .iter()
         .filter(|f| f.active && !f.deleted && f.id != target_id)
-        .filter(|f| flag_properties(&f.filters).any(|p| names_flag(p.get("key"), target_id)))
+        .filter(|f| {
+            Filters::of(&f.filters)
+                .flag_dependencies()
+                .any(|p| names_flag(p.get("key"), target_id))
+        })
         .collect();
     found.sort_by(|a, b| a.key.cmp(&b.key));
     found
@@ -883,15 +836,18 @@ pub fn describe_flags(flags: &[&Flag], max: usize) -> String {
 /// §4.1 rule 8 done without a person store: regex/not_regex values must compile (use the `regex` crate, RE2-like like ClickHouse);
 /// skipped when the filters contain flag dependencies. Error: ApiError::object("Can't evaluate flag - please check release conditions").
 pub fn check_evaluable(filters: &Value) -> ApiResult<()> {
-    if flag_properties(filters).next().is_some() {
+    let filters = Filters::of(filters);
+    if filters.flag_dependencies().next().is_some() {
         return Ok(());
     }
-    let every_property = ["groups", "super_groups", "holdout_groups"]
-        .into_iter()
-        .filter_map(|name| filters.get(name).and_then(Value::as_array))
-        .flatten()
-        .filter_map(|g| g.get("properties").and_then(Value::as_array))
-        .flatten();
+    let every_property = [
+        Section::Groups,
+        Section::SuperGroups,
+        Section::HoldoutGroups,
+    ]
+    .into_iter()
+    .flat_map(|section| filters.conditions(section))
+    .flat_map(ConditionSet::properties);
     for prop in every_property {
         let op = prop.get("operator").and_then(Value::as_str);
         let pattern = prop.get("value").and_then(Value::as_str);
@@ -1349,6 +1305,55 @@ mod tests {
             "signup",
             "is_date_exact",
             json!("whenever")
+        )])));
+    }
+
+    #[test]
+    fn validation_accepts_exactly_the_dates_the_engine_reads() {
+        use super::super::dates::parse_absolute;
+        // One sample per shape of the list. The space-separated offsets (`… 10:00:00+0200`) were
+        // refused on save while the lists were two, though both PostHog parsers read them.
+        for sample in [
+            "2024-01-01T10:00:00+02:00",
+            "2024-01-01",
+            "2024-01-01 10:00:00.5",
+            "2024-01-01T10:00:00",
+            "2024-01-01 10:00",
+            "2024-01-01T10:00",
+            "Fri, 05 Jan 2024 10:00:00 +0000",
+            "2024-01-01T10:00:00.5+0200",
+            "2024-01-01 10:00:00+0200",
+            "2024-01-01 10:00:00.5 +0200",
+            "2024/01/31 10:00:00",
+            "2024/01/31 10:00",
+            "2024/01/31",
+            "20240131",
+            "January 5, 2024",
+            "Jan 5, 2024",
+            "5 January 2024",
+            "5 Jan 2024",
+        ] {
+            assert!(parse_absolute(sample).is_some(), "{sample}");
+            ok(group(json!([person(
+                "signup",
+                "is_date_after",
+                json!(sample)
+            )])));
+        }
+        for unreadable in ["not a date", "2024-13-01", "01/31/2024", "10000d"] {
+            assert!(parse_absolute(unreadable).is_none(), "{unreadable}");
+            let bad = group(json!([person(
+                "signup",
+                "is_date_after",
+                json!(unreadable)
+            )]));
+            assert_eq!(err(bad).0, "invalid_date", "{unreadable}");
+        }
+        // The real difference, kept: the serializer reads `str(value)`, the engine only strings.
+        ok(group(json!([person(
+            "signup",
+            "is_date_before",
+            json!(20240131)
         )])));
     }
 
