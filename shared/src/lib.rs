@@ -27,7 +27,3 @@ pub mod usage;
 pub mod workers;
 
 pub use error::{ApiError, ApiResult};
-
-/// Temporary bridge while files being edited elsewhere still name `crate::filters`
-/// (api/feature_flags.rs, service/flags.rs); new code uses `flag::filters`.
-pub use flag::filters;

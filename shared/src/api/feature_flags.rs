@@ -7,7 +7,7 @@ use super::flag_view::{FlagView, with_cohort_names};
 use super::{Authorized, Context, authorize, project_route};
 use crate::auth::{Accepts, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::filters;
+use crate::flag::filters::{self, Filters};
 use crate::flag::{Flag, list, status};
 use crate::http::{ApiRequest, ApiResponse, paginate};
 use crate::identity::{Project, UserSummary};
@@ -215,8 +215,8 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
         if flag.has_encrypted_payloads == Some(true) {
             filters = self.ctx.cipher.reveal(&filters, true);
         }
-        let payload = filters
-            .get("payloads")
+        let payload = Filters::of(&filters)
+            .payloads()
             .and_then(|p| p.get("true"))
             .cloned()
             .unwrap_or(Value::Null);

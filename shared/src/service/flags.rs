@@ -18,8 +18,8 @@ use crate::crypto::PayloadCipher;
 use crate::dashboard::{self, DashboardIds};
 use crate::early_access::{self as ea, Feature};
 use crate::error::{ApiError, ApiResult};
-use crate::filters::{self, CohortRef, FilterContext};
 use crate::flag::Flag;
+use crate::flag::filters::{self, CohortRef, FilterContext, Filters};
 use crate::flag::input::{self, Mode};
 use crate::identity::UserSummary;
 use crate::store::{FeatureStore, FeatureWrite, FlagStore, FlagWrite, WriteError};
@@ -332,7 +332,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
         // rewrites the stored super groups, and re-encrypting stored ciphertext corrupts it.
         let filters_sent = body
             .get("filters")
-            .is_some_and(|f| mode != Mode::Patch || f.get("groups").is_some());
+            .is_some_and(|f| mode != Mode::Patch || Filters::of(f).has_groups());
         if let Some(version) = extras.version {
             let as_read = rules::as_read_by(self.cipher, current, edit.actor.is_some(), edit.now);
             rules::check_conflict(
