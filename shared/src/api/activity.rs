@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::flag_view::FlagView;
-use super::{Authorized, Context, authorize, project_route};
+use super::{Authorized, Context, authorized_route};
 use crate::activity::{self, ActivityEntry, FLAG_SCOPE};
 use crate::auth::{Accepts, Caller};
 use crate::error::{ApiError, ApiResult};
@@ -22,35 +22,28 @@ pub async fn handle<S: FlagStore + IdentityStore + ActivityStore + FeatureStore>
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResponse {
-    match route(ctx, req).await {
-        Ok(response) => response,
-        Err(e) => e.into(),
-    }
+    route(ctx, req).await.unwrap_or_else(ApiResponse::from)
 }
 
 async fn route<S: FlagStore + IdentityStore + ActivityStore + FeatureStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
-    let segments = req.segments();
-    let (project_segment, rest) =
-        project_route(&segments, "feature_flags").ok_or_else(ApiError::not_found)?;
-    let scope = match rest.as_slice() {
-        // A revert is a flag write; reading the log is not needed to make one.
-        [_, "activity", _, "revert"] => "feature_flag:write",
-        ["activity"] | [_, "activity"] => "activity_log:read",
-        _ => return Err(ApiError::not_found()),
+    let access = |_: &str, rest: &[&str]| {
+        let scope = match rest {
+            // A revert is a flag write; reading the log is not needed to make one.
+            [_, "activity", _, "revert"] => "feature_flag:write",
+            ["activity"] | [_, "activity"] => "activity_log:read",
+            _ => return None,
+        };
+        Some((scope, Accepts::PersonalKeys))
     };
-    let Authorized {
-        caller, project, ..
-    } = authorize(
-        ctx.store,
-        req,
-        project_segment,
-        scope,
-        Accepts::PersonalKeys,
-    )
-    .await?;
+    let (
+        Authorized {
+            caller, project, ..
+        },
+        rest,
+    ) = authorized_route(ctx.store, req, "feature_flags", access).await?;
     let log = ActivityEndpoint {
         ctx,
         caller: &caller,

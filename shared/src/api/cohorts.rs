@@ -17,7 +17,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Authorized, Context, authorize, project_route};
+use super::{Authorized, Context, authorized_route};
 use crate::auth::{Accepts, Caller};
 use crate::cohort::Cohort;
 use crate::error::{ApiError, ApiResult};
@@ -36,37 +36,30 @@ pub async fn handle<S: FlagStore + PersonStore + IdentityStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResponse {
-    match route(ctx, req).await {
-        Ok(response) => response,
-        Err(e) => e.into(),
-    }
+    route(ctx, req).await.unwrap_or_else(ApiResponse::from)
 }
 
 async fn route<S: FlagStore + PersonStore + IdentityStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
-    let segments = req.segments();
-    let (project_segment, rest) =
-        project_route(&segments, "cohorts").ok_or_else(ApiError::not_found)?;
-    let scope = match (req.method.as_str(), rest.as_slice()) {
-        ("GET", [] | [_] | [_, "persons"]) => "cohort:read",
-        (_, [] | [_]) => "cohort:write",
-        (_, [_, "persons"]) => "cohort:read",
-        _ => return Err(ApiError::not_found()),
+    let access = |method: &str, rest: &[&str]| {
+        let scope = match (method, rest) {
+            ("GET", [] | [_] | [_, "persons"]) => "cohort:read",
+            (_, [] | [_]) => "cohort:write",
+            (_, [_, "persons"]) => "cohort:read",
+            _ => return None,
+        };
+        Some((scope, Accepts::PersonalKeys))
     };
-    let Authorized {
-        body,
-        caller,
-        project,
-    } = authorize(
-        ctx.store,
-        req,
-        project_segment,
-        scope,
-        Accepts::PersonalKeys,
-    )
-    .await?;
+    let (
+        Authorized {
+            body,
+            caller,
+            project,
+        },
+        rest,
+    ) = authorized_route(ctx.store, req, "cohorts", access).await?;
     let endpoint = CohortsEndpoint {
         ctx,
         caller: &caller,

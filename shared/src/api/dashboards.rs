@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 
-use super::{Authorized, Context, authorize, project_route};
+use super::{Authorized, Context, authorized_route};
 use crate::auth::Accepts;
 use crate::dashboard::{self, SERIES_DAYS};
 use crate::error::{ApiError, ApiResult};
@@ -21,20 +21,14 @@ async fn route<S>(ctx: &Context<'_, S>, req: &ApiRequest) -> ApiResult<ApiRespon
 where
     S: IdentityStore + DashboardStore + FlagStore + UsageStore,
 {
-    let segments = req.segments();
-    let (project_segment, rest) =
-        project_route(&segments, "dashboards").ok_or_else(ApiError::not_found)?;
+    let access = |_: &str, rest: &[&str]| {
+        matches!(rest, [_]).then_some(("dashboard:read", Accepts::PersonalKeys))
+    };
+    let (Authorized { project, .. }, rest) =
+        authorized_route(ctx.store, req, "dashboards", access).await?;
     let [id] = rest.as_slice() else {
         return Err(ApiError::not_found());
     };
-    let Authorized { project, .. } = authorize(
-        ctx.store,
-        req,
-        project_segment,
-        "dashboard:read",
-        Accepts::PersonalKeys,
-    )
-    .await?;
     if req.method != "GET" {
         return Err(ApiError::MethodNotAllowed(req.method.clone()));
     }

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Authorized, Context, authorize, project_route};
+use super::{Authorized, Context, authorized_route};
 use crate::auth::{Accepts, Caller};
 use crate::early_access::{self, Feature};
 use crate::error::{ApiError, ApiResult};
@@ -48,26 +48,22 @@ async fn route<S: FlagStore + IdentityStore + FeatureStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
-    let segments = req.segments();
-    let (project_segment, rest) =
-        project_route(&segments, "early_access_feature").ok_or_else(ApiError::not_found)?;
-    let scope = match (req.method.as_str(), rest.as_slice()) {
-        ("GET", [] | [_]) => "early_access_feature:read",
-        (_, [] | [_]) => "early_access_feature:write",
-        _ => return Err(ApiError::not_found()),
+    let access = |method: &str, rest: &[&str]| {
+        let scope = match (method, rest) {
+            ("GET", [] | [_]) => "early_access_feature:read",
+            (_, [] | [_]) => "early_access_feature:write",
+            _ => return None,
+        };
+        Some((scope, Accepts::PersonalKeys))
     };
-    let Authorized {
-        body,
-        caller,
-        project,
-    } = authorize(
-        ctx.store,
-        req,
-        project_segment,
-        scope,
-        Accepts::PersonalKeys,
-    )
-    .await?;
+    let (
+        Authorized {
+            body,
+            caller,
+            project,
+        },
+        rest,
+    ) = authorized_route(ctx.store, req, "early_access_feature", access).await?;
     let features = FeaturesEndpoint {
         ctx,
         caller: &caller,

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::flag_view::{FlagView, with_cohort_names};
-use super::{Authorized, Context, authorize, project_route};
+use super::{Authorized, Context, authorized_route};
 use crate::auth::{Accepts, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::flag::filters::{self, Filters};
@@ -25,37 +25,38 @@ pub async fn handle<S: FlagStore + IdentityStore + FeatureStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResponse {
-    match route(ctx, req).await {
-        Ok(response) => response,
-        Err(e) => e.into(),
-    }
+    route(ctx, req).await.unwrap_or_else(ApiResponse::from)
 }
 
 async fn route<S: FlagStore + IdentityStore + FeatureStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
-    let segments = req.segments();
-    let (project_segment, rest) =
-        project_route(&segments, "feature_flags").ok_or_else(ApiError::not_found)?;
-    let (scope, accepts) = match (req.method.as_str(), rest.as_slice()) {
-        (_, [_, "remote_config"]) => ("feature_flag:read", Accepts::PersonalKeysOrProjectSecret),
+    let access = |method: &str, rest: &[&str]| match (method, rest) {
+        (_, [_, "remote_config"]) => {
+            Some(("feature_flag:read", Accepts::PersonalKeysOrProjectSecret))
+        }
         ("GET", [] | [_] | [_, "status" | "dependent_flags"]) => {
-            ("feature_flag:read", Accepts::PersonalKeys)
+            Some(("feature_flag:read", Accepts::PersonalKeys))
         }
-        (_, [] | [_]) => ("feature_flag:write", Accepts::PersonalKeys),
-        (_, [_, "status" | "dependent_flags"]) => ("feature_flag:read", Accepts::PersonalKeys),
-        ("POST", [_, "dashboard"]) => ("feature_flag:write", Accepts::PersonalKeys),
+        (_, [] | [_]) => Some(("feature_flag:write", Accepts::PersonalKeys)),
+        (_, [_, "status" | "dependent_flags"]) => {
+            Some(("feature_flag:read", Accepts::PersonalKeys))
+        }
+        ("POST", [_, "dashboard"]) => Some(("feature_flag:write", Accepts::PersonalKeys)),
         ("POST", [_, "create_static_cohort_for_flag"]) => {
-            ("feature_flag:write", Accepts::PersonalKeys)
+            Some(("feature_flag:write", Accepts::PersonalKeys))
         }
-        _ => return Err(ApiError::not_found()),
+        _ => None,
     };
-    let Authorized {
-        body,
-        caller,
-        project,
-    } = authorize(ctx.store, req, project_segment, scope, accepts).await?;
+    let (
+        Authorized {
+            body,
+            caller,
+            project,
+        },
+        rest,
+    ) = authorized_route(ctx.store, req, "feature_flags", access).await?;
     let flags = FlagsEndpoint {
         ctx,
         caller: &caller,

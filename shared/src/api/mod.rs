@@ -31,7 +31,7 @@ pub mod persons;
 #[cfg(feature = "http-api")]
 pub use function::{Context, Function, Group, serve};
 #[cfg(feature = "management-api")]
-pub(crate) use management::{Authorized, authorize};
+pub(crate) use management::{Authorized, authorized_route};
 
 pub fn tracing_subscriber_init() {
     tracing_subscriber::fmt()

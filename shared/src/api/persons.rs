@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Authorized, Context, authorize, project_route};
+use super::{Authorized, Context, authorized_route};
 use crate::auth::Accepts;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
@@ -30,25 +30,14 @@ async fn route<S: PersonStore + IdentityStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
-    let segments = req.segments();
-    let (project_segment, rest) =
-        project_route(&segments, "persons").ok_or_else(ApiError::not_found)?;
-    if !rest.is_empty() {
-        return Err(ApiError::not_found());
-    }
     // Only reads exist here; other methods still need a valid key before they hear 405.
-    let scope = match req.method.as_str() {
-        "GET" => "person:read",
-        _ => "person:write",
+    let access = |method: &str, rest: &[&str]| match (method, rest) {
+        ("GET", []) => Some(("person:read", Accepts::PersonalKeys)),
+        (_, []) => Some(("person:write", Accepts::PersonalKeys)),
+        _ => None,
     };
-    let Authorized { project, .. } = authorize(
-        ctx.store,
-        req,
-        project_segment,
-        scope,
-        Accepts::PersonalKeys,
-    )
-    .await?;
+    let (Authorized { project, .. }, _) =
+        authorized_route(ctx.store, req, "persons", access).await?;
     if req.method != "GET" {
         return Err(ApiError::MethodNotAllowed(req.method.clone()));
     }

@@ -171,28 +171,17 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
         retry_lost_races(flag_busy, || self.try_update(edit, flag_id, &changes)).await
     }
 
-    /// Soft delete (flags are never hard-deleted): PATCH `{"deleted": true}`, guards included.
-    pub async fn delete(
+    /// Soft delete (`deleted: true`; flags are never hard-deleted) or its undoing (`false`,
+    /// which fails if the key was taken since): PATCH `{"deleted": …}`, guards included.
+    pub async fn set_deleted(
         &self,
         project_id: i64,
         actor: Option<&UserSummary>,
         flag_id: i64,
+        deleted: bool,
         now: Timestamp,
     ) -> ApiResult<Flag> {
-        let body = Map::from_iter([("deleted".to_string(), Value::Bool(true))]);
-        let changes = Changes::patch(&body);
-        self.update(project_id, actor, flag_id, changes, now).await
-    }
-
-    /// Undoes a soft delete: PATCH `{"deleted": false}` (fails if the key was taken since).
-    pub async fn restore(
-        &self,
-        project_id: i64,
-        actor: Option<&UserSummary>,
-        flag_id: i64,
-        now: Timestamp,
-    ) -> ApiResult<Flag> {
-        let body = Map::from_iter([("deleted".to_string(), Value::Bool(false))]);
+        let body = Map::from_iter([("deleted".to_string(), Value::Bool(deleted))]);
         let changes = Changes::patch(&body);
         self.update(project_id, actor, flag_id, changes, now).await
     }
