@@ -1,4 +1,4 @@
-# Entry points (decisions.md §4). Everything is installed into the checkout by `make setup`.
+# Entry points (docs/reference/decisions.md §4). Everything is installed into the checkout by `make setup`.
 #   make setup   .venv (cargo-lambda, zig, cfn-lint, aws-sam-cli, ...) and node_modules (DynamoDB Local, ...)
 #   make dev     DynamoDB Local + tables + seeded credentials + API on 127.0.0.1:$${PORT:-9000}
 #   make test    fmt, clippy, cfn-lint, sam validate --lint, the OpenAPI document, and every test

@@ -7,7 +7,7 @@ The engine test `evaluation_sdk_vectors` must reproduce every value. Regenerate 
     .venv/bin/python scripts/gen-sdk-vectors.py
 
 Values the SDK could not resolve locally are left out (they are the server's to decide).
-Avoided on purpose, because the SDK differs from the server there (evaluation.md §7): missing
+Avoided on purpose, because the SDK differs from the server there (evaluation-rules.md §7): missing
 properties, non-numeric comparisons, relative dates.
 
 Versions get their own table, `semver`: every semver operator against filter and person values

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Pinned versions, verified together on this machine kind (see ../shared/spec/toolchain.md).
+# Pinned versions, verified together on this machine kind (see docs/reference/toolchain.md).
 # Add new Python tools here (aws-sam-cli, the `posthog` SDK for end-to-end tests, ...).
 PY_PACKAGES=(
     cargo-lambda==1.9.2

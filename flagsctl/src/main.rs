@@ -430,7 +430,7 @@ fn read_template(path: Option<&Path>) -> CliResult<String> {
     std::fs::read_to_string(path).map_err(|e| failed(format!("reading {}: {e}", path.display())))
 }
 
-/// What `make dev` hands to people and to the end-to-end tests (decisions.md §4).
+/// What `make dev` hands to people and to the end-to-end tests (docs/reference/decisions.md §4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct DevCredentials {
     api_url: String,

@@ -1,4 +1,4 @@
-//! Credentials, scopes and project access (management-api.md §2).
+//! Credentials, scopes and project access (flag-management-rules.md §2).
 
 use rand::Rng;
 use sha2::{Digest, Sha256};

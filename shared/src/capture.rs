@@ -1,4 +1,4 @@
-//! Captured events as the SDKs send them (evaluation.md §5): the body forms of `/batch/`, `/e/`,
+//! Captured events as the SDKs send them (evaluation-rules.md §5): the body forms of `/batch/`, `/e/`,
 //! `/i/v0/e/` and `/capture/`, and the facts this service takes from them so far, namely group
 //! types named by `$groupidentify`, flags named by `$feature_flag_called`, and the person
 //! changes of [`persons`]. Events themselves are not stored.

@@ -1,4 +1,4 @@
-//! Cohorts (PostHog's cohort model, management-api.md §8, evaluation.md §2.6): the stored
+//! Cohorts (PostHog's cohort model, flag-management-rules.md §8, evaluation-rules.md §2.6): the stored
 //! record, its PostHog representation, validation of property-cohort filters, and the fill state
 //! of a static cohort being computed from a flag.
 //!
@@ -245,7 +245,7 @@ pub fn add_cohort_names(filters: &mut Value, names: &HashMap<i64, Option<String>
 
 /// Cohorts the definitions carry: every live property cohort referenced by a shown flag,
 /// transitively, as `id → property group`. Static cohorts are left out on purpose: the SDK
-/// then meets an unknown cohort and asks `/flags` (evaluation.md §2.6, §4.2).
+/// then meets an unknown cohort and asks `/flags` (evaluation-rules.md §2.6, §4.2).
 pub fn definitions(flag_filters: &[&Value], cohorts: &[Cohort]) -> Map<String, Value> {
     referenced(flag_filters, cohorts)
         .filter(|c| !c.is_static)

@@ -1,4 +1,4 @@
-//! Encrypted flag payloads (management-api.md §5.7): Fernet tokens, keys from configuration.
+//! Encrypted flag payloads (flag-management-rules.md §5.7): Fernet tokens, keys from configuration.
 //!
 //! `FLAG_PAYLOAD_ENCRYPTION_KEY` holds one or more comma-separated Fernet keys (URL-safe base64
 //! of 32 bytes). The first encrypts; any decrypts, so keys can be rotated.

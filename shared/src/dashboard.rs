@@ -1,4 +1,4 @@
-//! Dashboards: so far only a flag's generated usage dashboard (management-api.md §5.2, §9),
+//! Dashboards: so far only a flag's generated usage dashboard (flag-management-rules.md §5.2, §9),
 //! with its two insights, rendered as PostHog's dashboard JSON with trends results computed
 //! from the usage counters ([`crate::usage`]).
 //!

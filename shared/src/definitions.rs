@@ -1,4 +1,4 @@
-//! The local-evaluation definitions payload the SDKs poll (evaluation.md §4.2): the project's
+//! The local-evaluation definitions payload the SDKs poll (evaluation-rules.md §4.2): the project's
 //! flags in the SDK's shape, its group type mapping and cohorts.
 //!
 //! What differs from the stored flags:
@@ -23,7 +23,7 @@ const SURVEY_TARGETING_PREFIX: &str = "survey-targeting-";
 
 /// The payload, flags sorted by key. `cohorts` holds every live property cohort the shown
 /// flags reference, transitively; static cohorts are left out, so the SDK meets an unknown
-/// cohort and evaluates that flag on the server (evaluation.md §2.6, §4.2).
+/// cohort and evaluates that flag on the server (evaluation-rules.md §2.6, §4.2).
 pub fn payload(flags: &[Flag], group_types: &[GroupType], cohorts: &[Cohort]) -> Value {
     let graph = Graph::new(flags);
     let mut shown: Vec<&Flag> = flags

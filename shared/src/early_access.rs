@@ -1,7 +1,7 @@
-//! Early access features (management-api.md §11): betas people opt into, each tied to a flag
+//! Early access features (flag-management-rules.md §11): betas people opt into, each tied to a flag
 //! that enrols them.
 //!
-//! Stage model (decisions.md §2): PostHog's v2 semantics written as the classic `super_groups`
+//! Stage model (docs/reference/decisions.md §2): PostHog's v2 semantics written as the classic `super_groups`
 //! condition. `alpha`, `beta` and `general-availability` enrol opted-in people; `concept` is a
 //! waitlist that does not; `draft` and `archived` are not released.
 

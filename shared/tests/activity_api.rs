@@ -1,5 +1,5 @@
 //! The activity function in-process against DynamoDB Local (`DYNAMODB_ENDPOINT`):
-//! management-api.md §6 through its endpoints — entries (§6.2), every §6.3 rule, page-number
+//! flag-management-rules.md §6 through its endpoints — entries (§6.2), every §6.3 rule, page-number
 //! pagination, scope, 404s — and the revert endpoint. Every test builds its own `World` on
 //! fresh tables.
 

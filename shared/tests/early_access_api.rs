@@ -1,8 +1,8 @@
-//! Early access features (management-api.md §11, §5.4 delete guard, §4.1 rule 3, §12 E27/E29)
+//! Early access features (flag-management-rules.md §11, §5.4 delete guard, §4.1 rule 3, §12 E27/E29)
 //! in-process against DynamoDB Local (`DYNAMODB_ENDPOINT`): the management endpoint, the flag
 //! side of the link, the public SDK endpoint, the transactional guarantee and parallel writers.
 //!
-//! Stage model (decisions.md §2): v2 semantics written as classic `super_groups`: `alpha`,
+//! Stage model (docs/reference/decisions.md §2): v2 semantics written as classic `super_groups`: `alpha`,
 //! `beta` and `general-availability` carry the enrollment gate; `concept`, `draft` and
 //! `archived` don't.
 

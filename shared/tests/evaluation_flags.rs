@@ -1,4 +1,4 @@
-//! Whole-flag behaviour (evaluation.md §1.3–§2.11, §3.3): condition order and overrides, the
+//! Whole-flag behaviour (evaluation-rules.md §1.3–§2.11, §3.3): condition order and overrides, the
 //! reported reason, holdouts, enrollment, dependencies, group flags, payloads, bucketing
 //! identifiers, experience continuity, runtime and context filtering, cohorts.
 //!

@@ -1,4 +1,4 @@
-//! Bucketing must be bit-identical to PostHog (evaluation.md §1): the spec's hash vectors and
+//! Bucketing must be bit-identical to PostHog (evaluation-rules.md §1): the spec's hash vectors and
 //! posthog-python's 2 000-value consistency vectors through the whole engine.
 
 mod evaluation_support;
@@ -9,7 +9,7 @@ use shared::evaluation::{EvaluationInput, FlagSet, hash};
 
 #[test]
 fn hash_vectors_of_the_spec() {
-    // (prefix, identifier, salt, expected) from evaluation.md §1.1, verified there against
+    // (prefix, identifier, salt, expected) from evaluation-rules.md §1.1, verified there against
     // Python, Node and an independent implementation.
     let vectors = [
         ("simple-flag.", "distinct_id_0", "", 0.7836963764220432_f64),

@@ -1,4 +1,4 @@
-//! Every property operator with PostHog's server semantics and type coercion (evaluation.md
+//! Every property operator with PostHog's server semantics and type coercion (evaluation-rules.md
 //! §2.4, §2.5). Each row: one filter, one set of person properties, the expected match. The
 //! expectations come from the spec's table and PostHog's own server tests, not from this code.
 

@@ -20,7 +20,7 @@ pub async fn create_flags(s: &Server, stem: &str) -> Vec<(i64, String)> {
             "payloads": {"true": "[\"invoices\", \"exports\"]"}}}),
         json!({"key": format!("{stem}-variant"), "filters": {
             // The override first: posthog-rs 0.30.0 evaluates override conditions before the
-            // others, PostHog in stored order (evaluation.md §1.4); here both orders agree.
+            // others, PostHog in stored order (evaluation-rules.md §1.4); here both orders agree.
             "groups": [
                 {"properties": [plan(json!(["enterprise"]))], "rollout_percentage": 100, "variant": "gold"},
                 {"properties": [{"key": "seats", "type": "person", "operator": "gt", "value": "5"}], "rollout_percentage": 100},

@@ -1,4 +1,4 @@
-//! Cohort targeting with the real SDKs (evaluation.md §2.6, §4.2): a handful of persons
+//! Cohort targeting with the real SDKs (evaluation-rules.md §2.6, §4.2): a handful of persons
 //! captured with `$set`, property cohorts (a plain one, one nesting it with a negated leaf, and
 //! one reaching a static cohort), a static cohort made from distinct ids, and flags targeting
 //! each with `in` and `not_in`, two of them behind a 50% rollout.

@@ -1,7 +1,7 @@
 //! A reproducible random flag set and user population for the SDK agreement test: every
 //! property operator, rollouts, variants with overrides, payloads, dependencies, group flags,
 //! an inactive flag and an experience-continuity flag. Values avoid the documented SDK/server
-//! divergences (evaluation.md §7): ASCII strings, plain `x.y.z` versions, numbers for numeric
+//! divergences (evaluation-rules.md §7): ASCII strings, plain `x.y.z` versions, numbers for numeric
 //! operators, dates far from any boundary, no `"false"` payloads, no enrollment properties.
 
 use serde_json::{Value, json};

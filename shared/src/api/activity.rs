@@ -1,4 +1,4 @@
-//! The flag activity log (management-api.md §6): `GET /api/projects/{project_id}/feature_flags/activity/`
+//! The flag activity log (flag-management-rules.md §6): `GET /api/projects/{project_id}/feature_flags/activity/`
 //! (the project's flag log) and `GET …/feature_flags/{id}/activity/` (one flag's), plus, beyond
 //! PostHog, `POST …/feature_flags/{id}/activity/{activity_id}/revert/`.
 
@@ -121,7 +121,7 @@ impl<S: FlagStore + IdentityStore + ActivityStore + FeatureStore> ActivityEndpoi
         let link = |page: i64| {
             req.url_replacing(&[("page", page.to_string()), ("limit", limit.to_string())])
         };
-        // Past the last page: PostHog fails (500); we answer an empty page (decisions.md).
+        // Past the last page: PostHog fails (500); we answer an empty page (docs/reference/decisions.md).
         let has_next = page.saturating_mul(limit) < total;
         Ok(ApiResponse::ok(json!({
             "results": entries.iter().map(ActivityEntry::to_json).collect::<Vec<_>>(),

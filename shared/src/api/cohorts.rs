@@ -1,6 +1,6 @@
 //! `/api/projects/{project_id}/cohorts/…`: list, create (static and property cohorts),
 //! retrieve, update (PATCH/PUT, soft delete with `{"deleted": true}`), and the persons of a
-//! cohort (management-api.md §8, PostHog's CohortViewSet). DELETE is PostHog's
+//! cohort (flag-management-rules.md §8, PostHog's CohortViewSet). DELETE is PostHog's
 //! `ForbidDestroyModel`: 405 with an empty body.
 //!
 //! Create body (PostHog's CohortSerializer fields): `name`, `description`, `is_static`,

@@ -1,5 +1,5 @@
 //! `/api/projects/{project_id}/feature_flags/…`: list, create, retrieve, update, soft delete and
-//! restore, status, dependent flags and remote config (management-api.md §5, §7, §10).
+//! restore, status, dependent flags and remote config (flag-management-rules.md §5, §7, §10).
 
 use serde_json::{Map, Value, json};
 
@@ -225,7 +225,7 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
     }
 }
 
-/// Usage dashboards (management-api.md §5.2, §9).
+/// Usage dashboards (flag-management-rules.md §5.2, §9).
 impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
     /// `POST /feature_flags/{id}/dashboard/`: a new usage dashboard, `usage_dashboard` pointed
     /// at it. A direct save as PostHog's: conditional on the flag's revision, no version bump,

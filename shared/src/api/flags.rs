@@ -2,7 +2,7 @@
 //! local-evaluation definitions (`/flags/definitions`, `/api/feature_flag/local_evaluation/`,
 //! `/api/projects/{project_id}/feature_flags/local_evaluation/`), capture (`/batch/`, `/e/`,
 //! `/i/v0/e/`, `/capture/`) and posthog-js's remote config (`/array/{token}/config`,
-//! `/array/{token}/config.js`). Behaviour: evaluation.md §3–§5; caching: [`cache`].
+//! `/array/{token}/config.js`). Behaviour: evaluation-rules.md §3–§5; caching: [`cache`].
 
 mod body;
 pub mod cache;

@@ -20,7 +20,7 @@ pub struct Context<'a, S> {
     pub cache: &'a DefinitionsCache,
 }
 
-/// The endpoint groups, one Lambda function each (decisions.md §1).
+/// The endpoint groups, one Lambda function each (docs/reference/decisions.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
     #[cfg(feature = "feature-flags")]

@@ -1,4 +1,4 @@
-//! Cohort membership (evaluation.md §2.6). Dynamic cohorts are property trees evaluated against
+//! Cohort membership (evaluation-rules.md §2.6). Dynamic cohorts are property trees evaluated against
 //! the person's properties; static cohorts are memberships the caller looked up. A cohort the
 //! engine does not know is simply not matched: cohorts may not exist yet, and an unknown id must
 //! never turn a request into an error.

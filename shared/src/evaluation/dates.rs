@@ -1,4 +1,4 @@
-//! Dates for `is_date_before` / `is_date_after` / `is_date_exact` (evaluation.md §2.4, §2.5).
+//! Dates for `is_date_before` / `is_date_after` / `is_date_exact` (evaluation-rules.md §2.4, §2.5).
 //!
 //! Both the property and the filter value go through the same parser, like PostHog's server:
 //! a relative date (`-7d`) first, then the absolute shapes flag validation accepts (one list, in

@@ -1,4 +1,4 @@
-//! Flag dependencies (evaluation.md §2.7): which flag each `type: flag` filter points at, an
+//! Flag dependencies (evaluation-rules.md §2.7): which flag each `type: flag` filter points at, an
 //! evaluation order in which every flag comes after the flags it depends on, and which flags
 //! cannot be evaluated because a dependency is missing or part of a cycle.
 

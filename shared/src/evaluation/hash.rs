@@ -1,4 +1,4 @@
-//! PostHog's bucketing hash (evaluation.md §1.1): the first 15 hex digits of a SHA-1, scaled to
+//! PostHog's bucketing hash (evaluation-rules.md §1.1): the first 15 hex digits of a SHA-1, scaled to
 //! `[0, 1]`. Every SDK and the server compute it the same way, so a user lands in the same bucket
 //! whoever evaluates the flag; this function must stay bit-identical to theirs.
 

@@ -1,4 +1,4 @@
-//! The per-flag algorithm, PostHog's server `get_match` (evaluation.md §2.2): enrollment, then
+//! The per-flag algorithm, PostHog's server `get_match` (evaluation-rules.md §2.2): enrollment, then
 //! holdout, then the conditions in stored order with the server's reason bookkeeping.
 
 use std::borrow::Cow;
@@ -305,7 +305,7 @@ fn variant(flag: &CompiledFlag, condition: &Condition, env: &Env) -> Option<Stri
     None
 }
 
-/// What gets hashed (evaluation.md §1.6): the group key for group aggregation; for persons the
+/// What gets hashed (evaluation-rules.md §1.6): the group key for group aggregation; for persons the
 /// device id (device bucketing), else the stored continuity override, else for continuity
 /// flags the request's anonymous id, else the distinct id. Holdouts never use stored overrides.
 fn identifier<'a>(

@@ -1,4 +1,4 @@
-//! The flag evaluation engine: PostHog's server-side `/flags` evaluation (evaluation.md §1–§2),
+//! The flag evaluation engine: PostHog's server-side `/flags` evaluation (evaluation-rules.md §1–§2),
 //! bit-identical in bucketing and identical in matching semantics. Pure: no I/O, no clock.
 //!
 //! # Use

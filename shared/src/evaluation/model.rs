@@ -1,4 +1,4 @@
-//! A stored [`Flag`] read into the typed shape evaluation needs (evaluation.md §2.1). Reading is
+//! A stored [`Flag`] read into the typed shape evaluation needs (evaluation-rules.md §2.1). Reading is
 //! forgiving: a malformed part is treated the way PostHog's evaluator would end up treating it
 //! (a condition that cannot match, a variant that does not exist), never as a panic.
 

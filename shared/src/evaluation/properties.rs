@@ -1,4 +1,4 @@
-//! Property filters and their operators with PostHog's server semantics (evaluation.md §2.4),
+//! Property filters and their operators with PostHog's server semantics (evaluation-rules.md §2.4),
 //! except semver, which follows posthog-python (see `versions`).
 //!
 //! A filter is prepared once per flag definition (lowercased values, parsed numbers, dates and

@@ -1,5 +1,5 @@
 //! What the engine answers: per flag the value, PostHog's reason and the payload, plus the
-//! request-level error flag (evaluation.md §3.3).
+//! request-level error flag (evaluation-rules.md §3.3).
 
 use std::borrow::Cow;
 use std::sync::Arc;

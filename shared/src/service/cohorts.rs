@@ -1,4 +1,4 @@
-//! Cohort rules (management-api.md §8, PostHog's CohortSerializer): creating, updating and
+//! Cohort rules (flag-management-rules.md §8, PostHog's CohortSerializer): creating, updating and
 //! soft-deleting cohorts with their static members, and which persons a cohort holds.
 
 use std::collections::{BTreeSet, HashMap};

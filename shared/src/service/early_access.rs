@@ -1,4 +1,4 @@
-//! Early access features (management-api.md §11.3–§11.5) and what they do to their flag: every
+//! Early access features (flag-management-rules.md §11.3–§11.5) and what they do to their flag: every
 //! flag change goes through [`FlagService`]'s rules and is written in the same DynamoDB
 //! transaction as the feature itself.
 

@@ -1,4 +1,4 @@
-//! The flag service: every rule for writing a flag (management-api.md §4, §5, §11), whoever
+//! The flag service: every rule for writing a flag (flag-management-rules.md §4, §5, §11), whoever
 //! writes it. Validation order, the 409 conflict rule, lifecycle guards, payload encryption,
 //! enrollment renames and the activity entry live here, behind one optimistic retry loop.
 //!

@@ -302,7 +302,7 @@ pub trait DefinitionsStore: Sync {
     ) -> impl Future<Output = Result<bool, ApiError>> + Send;
 }
 
-/// Experience continuity (evaluation.md §2.11): per person, the hash key each continuity flag
+/// Experience continuity (evaluation-rules.md §2.11): per person, the hash key each continuity flag
 /// buckets on. There are no persons yet, so a person is one distinct id.
 pub trait HashKeyOverrideStore: Sync {
     /// Flag key → hash key for `distinct_id`.

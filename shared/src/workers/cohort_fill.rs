@@ -1,4 +1,4 @@
-//! The static-cohort fill (management-api.md §8): fills a cohort created by
+//! The static-cohort fill (flag-management-rules.md §8): fills a cohort created by
 //! `create_static_cohort_for_flag` with every person of the project for whom the flag is
 //! enabled, in bounded steps.
 //!

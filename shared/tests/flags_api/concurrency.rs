@@ -1,4 +1,4 @@
-//! Parallel writers (decisions.md §2): key uniqueness holds under a race, and concurrent
+//! Parallel writers (docs/reference/decisions.md §2): key uniqueness holds under a race, and concurrent
 //! updates never lose one another (every write is conditional on the version it read).
 
 use futures::future::join_all;

@@ -2,7 +2,7 @@
 //! against DynamoDB Local (`DYNAMODB_ENDPOINT`). Every test builds its own `World` on fresh
 //! tables, so tests run in parallel without sharing data.
 //!
-//! Coverage map (management-api.md): §2 auth → `auth`; §5.1 list → `list`; §3.1 defaults,
+//! Coverage map (flag-management-rules.md): §2 auth → `auth`; §5.1 list → `list`; §3.1 defaults,
 //! §5.2 create, key rules E1–E5 → `create`; §4 filters E6–E28 → `filters`; §5.3–§5.5
 //! retrieve/update/delete, E31–E35 → `update`, `lifecycle`; §5.7 → `encrypted`; §5.6, §7 →
 //! `status`; the DynamoDB adapter → `store`; limits → `limits`; parallel writers →

@@ -1,5 +1,5 @@
 //! The DynamoDB flag adapter on its own: conditional writes, the key-uniqueness item, purges,
-//! the definitions-version counter and the item budget (decisions.md §3, spec §13).
+//! the definitions-version counter and the item budget (docs/reference/decisions.md §3, flag-management-rules.md §13).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! Capture (evaluation.md §5): every path and body form answers `200 {"status": 1}`;
+//! Capture (evaluation-rules.md §5): every path and body form answers `200 {"status": 1}`;
 //! `$feature_flag_called` sets `last_called_at`, `$groupidentify` learns group types.
 
 use base64::Engine;

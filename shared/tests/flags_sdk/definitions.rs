@@ -1,4 +1,4 @@
-//! Local-evaluation definitions (evaluation.md §4): paths, auth, payload, ETag and 304.
+//! Local-evaluation definitions (evaluation-rules.md §4): paths, auth, payload, ETag and 304.
 
 use serde_json::{Value, json};
 use shared::http::ApiRequest;

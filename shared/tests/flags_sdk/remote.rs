@@ -1,4 +1,4 @@
-//! `POST /flags/` and `/decide/` (evaluation.md §3): request forms, shapes, reasons, payloads,
+//! `POST /flags/` and `/decide/` (evaluation-rules.md §3): request forms, shapes, reasons, payloads,
 //! caching and continuity.
 
 use serde_json::{Map, Value, json};

@@ -1,4 +1,4 @@
-//! SDK request bodies and the errors the SDK endpoints answer with (evaluation.md §3.7): PostHog
+//! SDK request bodies and the errors the SDK endpoints answer with (evaluation-rules.md §3.7): PostHog
 //! answers decoding and parsing failures in plain text and token failures in its JSON envelope.
 //!
 //! Bodies arrive as JSON, gzip (`Content-Encoding: gzip`, `?compression=gzip` or `gzip-js`, or

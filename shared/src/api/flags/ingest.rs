@@ -1,4 +1,4 @@
-//! Capture: `POST /batch/`, `/e/`, `/i/v0/e/`, `/capture/` (evaluation.md §5). The SDKs need a
+//! Capture: `POST /batch/`, `/e/`, `/i/v0/e/`, `/capture/` (evaluation-rules.md §5). The SDKs need a
 //! 200 `{"status": 1}` (Python counts nothing else as delivered). From the events this service
 //! learns persons (`$set`/`$set_once`/`$unset`/`$identify`, see `person_updates`), group types
 //! (`$groupidentify`) and flag usage (`$feature_flag_called` → `last_called_at`); events

@@ -1,6 +1,6 @@
 //! `GET /flags/definitions`, `/api/feature_flag/local_evaluation/` and
 //! `/api/projects/{project_id}/feature_flags/local_evaluation/`: the definitions the SDKs poll
-//! for local evaluation (evaluation.md §4).
+//! for local evaluation (evaluation-rules.md §4).
 //!
 //! Auth: the project secret key or a personal API key with `feature_flag:read`, for the project
 //! named by `?token=` (or the path, or else the key's own/current project). The ETag is the

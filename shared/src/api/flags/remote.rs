@@ -1,5 +1,5 @@
 //! `POST /flags/` and `POST /decide/`: remote evaluation for the project of the body's token
-//! (evaluation.md §3). DynamoDB reads per warm request: the definitions version, the stored
+//! (evaluation-rules.md §3). DynamoDB reads per warm request: the definitions version, the stored
 //! person (distinct item, then person), plus the person's hash key overrides when a
 //! continuity flag needs them.
 
@@ -167,7 +167,7 @@ async fn static_memberships<S: Store>(
 }
 
 /// Stored person properties under the request's `person_properties` (request wins), as
-/// PostHog's server merges them (evaluation.md §2.4).
+/// PostHog's server merges them (evaluation-rules.md §2.4).
 fn merged_person_properties(
     person: Option<&Person>,
     request: &Map<String, Value>,

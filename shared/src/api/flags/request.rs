@@ -1,4 +1,4 @@
-//! A `/flags` request body with PostHog's field aliases (evaluation.md §3.2). A field of the
+//! A `/flags` request body with PostHog's field aliases (evaluation-rules.md §3.2). A field of the
 //! wrong JSON type is a 400 naming the field, as PostHog's typed parsing answers; unknown
 //! fields are ignored.
 

@@ -1,4 +1,4 @@
-//! `/flags` and `/decide` answers in the shape the request's `v` asks for (evaluation.md §3.3).
+//! `/flags` and `/decide` answers in the shape the request's `v` asks for (evaluation-rules.md §3.3).
 //!
 //! Every detailed record is the combined one of §3.4: the v2 fields (`enabled`, `variant`,
 //! `reason`, `metadata`) plus the typed `value` and `metadata.config_version`, which both SDKs

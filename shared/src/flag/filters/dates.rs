@@ -1,5 +1,5 @@
 //! The one list of date shapes a flag filter may hold (`is_date_before` / `is_date_after` /
-//! `is_date_exact`, evaluation.md §2.4, §2.5): validation accepts exactly what the engine reads.
+//! `is_date_exact`, evaluation-rules.md §2.4, §2.5): validation accepts exactly what the engine reads.
 //!
 //! PostHog checks these with two parsers, `dateutil` in the Django serializer and `dateparser`
 //! in the Rust server; both read every shape below, so a value the engine can read is never

@@ -1,4 +1,4 @@
-//! Validation of a flag's `filters` object (management-api.md §4.1 rules 2–8, §4.2) and the
+//! Validation of a flag's `filters` object (flag-management-rules.md §4.1 rules 2–8, §4.2) and the
 //! flag-dependency queries built on the same walk (§5.4 guards, §7 dependent flags).
 //!
 //! Checks run in PostHog's order so the first error reported is the one PostHog reports. Where

@@ -1,4 +1,4 @@
-//! The static cohort made from a flag's matching persons (management-api.md §8).
+//! The static cohort made from a flag's matching persons (flag-management-rules.md §8).
 
 use super::FlagService;
 use crate::cohort::{self, Cohort};
