@@ -151,11 +151,11 @@ pub fn event(incoming: &Incoming, matched: &Matched, request_id: &str) -> Value 
     event
 }
 
-/// The request as the function's runtime builds it from the event (lambda_http's own
-/// conversion, so handlers see exactly what they see on AWS).
-pub fn lambda_request(event: Value) -> Result<Request, String> {
+/// The request as the function's runtime builds it from the event's JSON text (lambda_http's
+/// own conversion, so handlers see exactly what they see on AWS).
+pub fn lambda_request(event: &str) -> Result<Request, String> {
     let request: LambdaRequest =
-        serde_json::from_value(event).map_err(|e| format!("event rejected: {e}"))?;
+        serde_json::from_str(event).map_err(|e| format!("event rejected: {e}"))?;
     Ok(Request::from(request))
 }
 
@@ -237,7 +237,7 @@ mod tests {
     fn matched_event(incoming: &Incoming) -> Request {
         let routes = Routes::from_template(include_str!("../../template.yaml")).unwrap();
         let matched = routes.find(incoming.method, incoming.raw_path).unwrap();
-        lambda_request(event(incoming, &matched, "req-1")).unwrap()
+        lambda_request(&event(incoming, &matched, "req-1").to_string()).unwrap()
     }
 
     fn incoming<'a>(content_type: &str, encoding: Option<&str>, body: &'a [u8]) -> Incoming<'a> {

@@ -120,10 +120,12 @@ impl Server {
         };
         let request_id = uuid::Uuid::new_v4().to_string();
         let event = gateway::event(&incoming, &matched, &request_id);
-        if event.to_string().len() > gateway::MAX_INVOKE_PAYLOAD {
+        // The event travels to Lambda as JSON text: measured and read in that one form.
+        let event = event.to_string();
+        if event.len() > gateway::MAX_INVOKE_PAYLOAD {
             return to_hyper(gateway::gateway_error(413, "Request Entity Too Large"));
         }
-        let response = match gateway::lambda_request(event) {
+        let response = match gateway::lambda_request(&event) {
             Ok(request) => self.functions.call(&matched.route.function, request).await,
             Err(e) => {
                 tracing::error!("{e}");
