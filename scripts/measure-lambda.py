@@ -17,7 +17,7 @@ release profile first (`--lambda-dir` keeps the arm64 artifacts of `make build` 
 function per cargo invocation as `sam build` does: one invocation for several `-p` unifies their
 `shared` features, and each binary would then carry every listed function's handlers:
 
-    for f in feature-flags activity early-access-features flags persons cohorts dashboards \\
+    for f in feature-flags activity early-access-features flags persons cohorts dashboards identity \\
             cohort-jobs api-schema; do
         PATH=.venv/bin:$PATH cargo lambda build --release --x86-64 \\
             --lambda-dir target/lambda-x86_64 -p "$f"

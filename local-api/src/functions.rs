@@ -33,6 +33,7 @@ impl Functions {
                 "persons" => Some(Group::Persons),
                 "cohorts" => Some(Group::Cohorts),
                 "dashboards" => Some(Group::Dashboards),
+                "identity" => Some(Group::Identity),
                 _ => None,
             };
             let handler = match (group, name.as_str()) {

@@ -37,6 +37,8 @@ pub enum Group {
     Cohorts,
     #[cfg(feature = "dashboards")]
     Dashboards,
+    #[cfg(feature = "identity")]
+    Identity,
 }
 
 impl Group {
@@ -56,6 +58,8 @@ impl Group {
             Group::Cohorts => super::cohorts::handle(ctx, req).await,
             #[cfg(feature = "dashboards")]
             Group::Dashboards => super::dashboards::handle(ctx, req).await,
+            #[cfg(feature = "identity")]
+            Group::Identity => super::identity::handle(ctx, req).await,
         }
     }
 }

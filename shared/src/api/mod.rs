@@ -23,6 +23,8 @@ mod flag_view;
 pub mod flags;
 #[cfg(feature = "http-api")]
 mod function;
+#[cfg(feature = "identity")]
+pub mod identity;
 #[cfg(feature = "management-api")]
 mod management;
 #[cfg(feature = "persons")]
