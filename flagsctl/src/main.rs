@@ -323,6 +323,7 @@ async fn create_user(
         last_name: last_name.trim().to_string(),
         organization_ids: vec![org.id],
         current_project_id,
+        current_organization_id: None,
         is_active: true,
         created_at: now(),
     };
@@ -387,6 +388,7 @@ async fn create_key(
         mask_value: mask_key(&value),
         scopes: Some(scopes),
         scoped_teams,
+        scoped_organizations: None,
         created_at: now(),
     };
     store.put_api_key(&key).await?;

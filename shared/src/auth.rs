@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::ApiRequest;
-use crate::identity::{PersonalApiKey, Project, User};
+use crate::identity::{Organization, PersonalApiKey, Project, User};
 use crate::store::IdentityStore;
 
 /// Who is calling, once authenticated.
@@ -186,6 +186,103 @@ impl Caller {
         }
         Ok(project)
     }
+
+    /// Resolves `{organization_id}` of the path (a UUID or `@current`, the user's current
+    /// organization) to an organization this caller may use, with PostHog's answers: not a
+    /// UUID, unknown, or no current organization → 404 "Organization not found."; outside
+    /// the key's `scoped_organizations` → 403; the user not a member → 403. A key restricted
+    /// to projects (`scoped_teams`) reaches only organizations holding one of its projects
+    /// (PostHog refuses such keys on every organization endpoint; see
+    /// docs/differences-from-posthog.md). Scopes are the handler's to check first.
+    pub async fn organization(
+        &self,
+        segment: &str,
+        store: &impl IdentityStore,
+    ) -> ApiResult<Organization> {
+        let Caller::Personal { key, user } = self else {
+            return Err(ApiError::PermissionDenied(
+                "Project secret API keys are only supported on project-based endpoints.".into(),
+            ));
+        };
+        let id = if segment == "@current" {
+            current_organization_id(user, store)
+                .await?
+                .ok_or_else(ApiError::organization_not_found)?
+        } else {
+            uuid::Uuid::parse_str(segment)
+                .map_err(|_| ApiError::organization_not_found())?
+                .to_string()
+        };
+        let organization = store
+            .organization(&id)
+            .await?
+            .ok_or_else(ApiError::organization_not_found)?;
+        if let Some(orgs) = key.scoped_organizations.as_ref().filter(|o| !o.is_empty())
+            && !orgs.contains(&organization.id)
+        {
+            return Err(ApiError::PermissionDenied(format!(
+                "API key does not have access to the requested organization: ID {}.",
+                organization.id
+            )));
+        }
+        if !user.organization_ids.contains(&organization.id) {
+            return Err(ApiError::PermissionDenied(
+                "You do not have permission to perform this action.".into(),
+            ));
+        }
+        if let Some(teams) = key.scoped_teams.as_ref().filter(|t| !t.is_empty()) {
+            let projects = store.organization_projects(&organization.id).await?;
+            if !projects.iter().any(|p| teams.contains(&p.id)) {
+                return Err(ApiError::PermissionDenied(
+                    "API keys with scoped projects are only supported on project-based endpoints."
+                        .into(),
+                ));
+            }
+        }
+        Ok(organization)
+    }
+
+    /// Whether a list may show this project to the caller: its own project for a project
+    /// secret key; else a project of one of the user's organizations, within the key's
+    /// `scoped_teams` and `scoped_organizations` when it has them.
+    pub fn sees_project(&self, project: &Project) -> bool {
+        match self {
+            Caller::ProjectSecret { project: own } => own.id == project.id,
+            Caller::Personal { key, user } => {
+                user.organization_ids.contains(&project.organization_id)
+                    && key
+                        .scoped_teams
+                        .as_ref()
+                        .filter(|t| !t.is_empty())
+                        .is_none_or(|t| t.contains(&project.id))
+                    && key
+                        .scoped_organizations
+                        .as_ref()
+                        .filter(|o| !o.is_empty())
+                        .is_none_or(|o| o.contains(&project.organization_id))
+            }
+        }
+    }
+}
+
+/// The user's current organization: the one they chose (`set_current_organization`) while
+/// still a member, else the current project's, else their first.
+pub async fn current_organization_id(
+    user: &User,
+    store: &impl IdentityStore,
+) -> ApiResult<Option<String>> {
+    if let Some(id) = &user.current_organization_id
+        && user.organization_ids.contains(id)
+    {
+        return Ok(Some(id.clone()));
+    }
+    if let Some(project_id) = user.current_project_id
+        && let Some(project) = store.project(project_id).await?
+        && user.organization_ids.contains(&project.organization_id)
+    {
+        return Ok(Some(project.organization_id));
+    }
+    Ok(user.organization_ids.first().cloned())
 }
 
 async fn current_project_id(user: &User, store: &impl IdentityStore) -> ApiResult<i64> {
@@ -213,6 +310,7 @@ mod tests {
             mask_value: String::new(),
             scopes: scopes.map(|s| s.iter().map(|x| x.to_string()).collect()),
             scoped_teams: None,
+            scoped_organizations: None,
             created_at: chrono::Utc::now(),
         }
     }

@@ -73,6 +73,10 @@ impl ApiError {
         ApiError::NotFound("Project not found.".into())
     }
 
+    pub fn organization_not_found() -> Self {
+        ApiError::NotFound("Organization not found.".into())
+    }
+
     pub fn missing_scope(scope: &str) -> Self {
         ApiError::PermissionDenied(format!("API key missing required scope '{scope}'"))
     }

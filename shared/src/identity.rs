@@ -38,6 +38,10 @@ pub struct User {
     /// Project that `@current` resolves to; defaults to the first project of the first org.
     #[serde(default)]
     pub current_project_id: Option<i64>,
+    /// Organization that `@current` resolves to (`set_current_organization`); when unset or no
+    /// longer the user's, the current project's organization, else the first.
+    #[serde(default)]
+    pub current_organization_id: Option<String>,
     #[serde(default = "yes")]
     pub is_active: bool,
     #[serde(with = "serde_ts")]
@@ -102,6 +106,9 @@ pub struct PersonalApiKey {
     /// Project ids the key is restricted to; `None` means every project the user can see.
     #[serde(default)]
     pub scoped_teams: Option<Vec<i64>>,
+    /// Organization ids the key is restricted to; `None` means every organization of the user.
+    #[serde(default)]
+    pub scoped_organizations: Option<Vec<String>>,
     #[serde(with = "serde_ts")]
     pub created_at: Timestamp,
 }

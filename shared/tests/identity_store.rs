@@ -49,6 +49,7 @@ async fn user(store: &DynamoStore, org: &Organization, email: &str) -> User {
         last_name: "Lovelace".into(),
         organization_ids: vec![org.id.clone()],
         current_project_id: None,
+        current_organization_id: None,
         is_active: true,
         created_at: ts("2024-01-03T00:00:00Z"),
     };
@@ -72,6 +73,7 @@ async fn key(
         mask_value: format!("phx_...{}", &value[value.len() - 4..]),
         scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
         scoped_teams: None,
+        scoped_organizations: None,
         created_at: ts(created),
     };
     store.put_api_key(&key).await.unwrap();
@@ -305,6 +307,7 @@ async fn scoped_teams_round_trip() {
         mask_value: "phx_...abcd".into(),
         scopes: None,
         scoped_teams: Some(vec![3, 1]),
+        scoped_organizations: None,
         created_at: ts("2024-03-01T00:00:00Z"),
     };
     store.put_api_key(&key).await.unwrap();

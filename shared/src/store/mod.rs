@@ -195,6 +195,10 @@ pub trait IdentityStore: Sync {
         &self,
         organization_id: &str,
     ) -> impl Future<Output = Result<Vec<Project>, ApiError>> + Send;
+    fn organization(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Organization>, ApiError>> + Send;
 }
 
 /// Admin operations (flagsctl, dev seeding, tests); never on a request path.
@@ -203,10 +207,6 @@ pub trait IdentityAdmin: IdentityStore {
         &self,
         org: &Organization,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
-    fn organization(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<Organization>, ApiError>> + Send;
     /// Allocates the next integer id of a sequence (`project`, `user`).
     fn next_id(&self, sequence: &str) -> impl Future<Output = Result<i64, ApiError>> + Send;
     /// Writes the project with its token and secret-key lookup items.

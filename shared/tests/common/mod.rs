@@ -80,6 +80,7 @@ impl World {
             mask_value: format!("phx_...{}", &plain[plain.len() - 4..]),
             scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
             scoped_teams: projects,
+            scoped_organizations: None,
             created_at: chrono::Utc::now(),
         };
         self.store.put_api_key(&key).await.unwrap();
@@ -223,6 +224,7 @@ pub async fn add_user(store: &DynamoStore, org_id: &str, email: &str) -> User {
         last_name: "User".into(),
         organization_ids: vec![org_id.into()],
         current_project_id: None,
+        current_organization_id: None,
         is_active: true,
         created_at: chrono::Utc::now(),
     };

@@ -321,6 +321,7 @@ async fn legacy_key_without_scopes_has_full_access() {
         mask_value: "phx_...".into(),
         scopes: None,
         scoped_teams: None,
+        scoped_organizations: None,
         created_at: chrono::Utc::now(),
     };
     w.store.put_api_key(&key).await.unwrap();

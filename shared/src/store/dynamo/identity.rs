@@ -178,19 +178,19 @@ impl IdentityStore for DynamoStore {
             .map(record)
             .collect()
     }
-}
-
-impl IdentityAdmin for DynamoStore {
-    async fn put_organization(&self, org: &Organization) -> Result<(), ApiError> {
-        let keys = [("pk", format!("ORG#{}", org.id)), ("sk", "ORG".into())];
-        self.put_identity(item(org, &keys)?).await
-    }
 
     async fn organization(&self, id: &str) -> Result<Option<Organization>, ApiError> {
         self.get_identity(format!("ORG#{id}"), "ORG")
             .await?
             .map(record)
             .transpose()
+    }
+}
+
+impl IdentityAdmin for DynamoStore {
+    async fn put_organization(&self, org: &Organization) -> Result<(), ApiError> {
+        let keys = [("pk", format!("ORG#{}", org.id)), ("sk", "ORG".into())];
+        self.put_identity(item(org, &keys)?).await
     }
 
     async fn next_id(&self, sequence: &str) -> Result<i64, ApiError> {
