@@ -9,6 +9,9 @@ mod revert;
 mod rules;
 mod static_cohort;
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use serde_json::{Map, Value};
 
 use super::{flag_busy, retry_lost_races};
@@ -29,6 +32,8 @@ use crate::time::Timestamp;
 pub struct FlagService<'a, S> {
     store: &'a S,
     cipher: &'a PayloadCipher,
+    /// Set for a batch ([`FlagService::batch`]): the projects its writes changed so far.
+    batch: Option<Mutex<BTreeSet<i64>>>,
 }
 
 /// An update of a flag: a PATCH/PUT body (or one built from the flag as stored, rebuilt on
@@ -38,6 +43,24 @@ pub struct Changes<'b> {
     body: Body<'b>,
     trigger: Value,
     feature: Option<FeatureWrite>,
+    expected: Option<Expected>,
+    empty_is_noop: bool,
+}
+
+/// A caller's claim that it read the flag at `version`, and when a stale claim refuses the
+/// write (the single-purpose flag actions; PATCH has PostHog's field-level rule instead).
+#[derive(Clone, Copy, Debug)]
+pub struct Expected {
+    pub version: i64,
+    pub check: VersionCheck,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionCheck {
+    /// 409 whenever the flag is no longer at that version, even if nothing would change.
+    Always,
+    /// 409 only when the call would change the flag (a no-op succeeds without the check).
+    WhenChanging,
 }
 
 type BodyFn<'b> = dyn Fn(&Flag) -> ApiResult<Map<String, Value>> + Send + Sync + 'b;
@@ -67,6 +90,24 @@ impl<'b> Changes<'b> {
         Self::new(Mode::Patch, Body::FromStored(Box::new(body_for)))
     }
 
+    /// A single-purpose action (enable, archive, a rollout change) built from the flag as
+    /// stored: an empty body means the flag is already as asked, so nothing is written (no
+    /// version bump, no activity entry) and the stored flag is returned.
+    pub fn action_from_stored(
+        body_for: impl Fn(&Flag) -> ApiResult<Map<String, Value>> + Send + Sync + 'b,
+    ) -> Self {
+        Self {
+            empty_is_noop: true,
+            ..Self::patch_from_stored(body_for)
+        }
+    }
+
+    /// Refuses the write with 409 when the flag is no longer at the version the caller read
+    /// (checked against the flag as stored on every attempt, so a lost race re-checks).
+    pub fn expecting(self, expected: Option<Expected>) -> Self {
+        Self { expected, ..self }
+    }
+
     /// Recorded in the activity entry's `detail.trigger` (null for plain API writes).
     pub fn triggered_by(self, trigger: Value) -> Self {
         Self { trigger, ..self }
@@ -86,6 +127,8 @@ impl<'b> Changes<'b> {
             body,
             trigger: Value::Null,
             feature: None,
+            expected: None,
+            empty_is_noop: false,
         }
     }
 
@@ -118,7 +161,48 @@ struct NewFlag<'n> {
 
 impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
     pub fn new(store: &'a S, cipher: &'a PayloadCipher) -> Self {
-        FlagService { store, cipher }
+        FlagService {
+            store,
+            cipher,
+            batch: None,
+        }
+    }
+
+    /// A service for one request that writes many flags (bulk actions, copies): each write
+    /// keeps its own transaction, conditions and activity entry, but the definitions version
+    /// of a project moves once, in [`FlagService::finish_batch`], which the caller must await
+    /// after its last write. Until then SDK caches keep the definitions they hold; were the
+    /// request to die in between, they would pick the changes up at the project's next write.
+    pub fn batch(store: &'a S, cipher: &'a PayloadCipher) -> Self {
+        FlagService {
+            batch: Some(Mutex::new(BTreeSet::new())),
+            ..Self::new(store, cipher)
+        }
+    }
+
+    /// Bumps the definitions version once for every project the batch wrote to (nothing for
+    /// a service made with [`FlagService::new`], whose writes bumped it themselves).
+    pub async fn finish_batch(&self) -> ApiResult<()> {
+        let projects = match &self.batch {
+            Some(written) => std::mem::take(&mut *lock(written)),
+            None => return Ok(()),
+        };
+        for project_id in projects {
+            self.store.bump_definitions_version(project_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Every flag write of this service: with the definitions bump in its transaction, or in a
+    /// batch, recorded for [`FlagService::finish_batch`].
+    async fn write(&self, write: FlagWrite) -> Result<Flag, WriteError> {
+        let Some(written) = &self.batch else {
+            return self.store.write_flag(write).await;
+        };
+        let project_id = write.after.project_id;
+        let stored = self.store.write_flag_unbumped(write).await?;
+        lock(written).insert(project_id);
+        Ok(stored)
     }
 
     /// POST `/feature_flags/`: a new flag from a create body, with its usage dashboard unless
@@ -254,7 +338,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
             purge,
             feature,
         };
-        self.store.write_flag(write).await
+        self.write(write).await
     }
 
     async fn try_update(
@@ -280,7 +364,21 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
         {
             ea::check_linkable(Some(&current), linked)?;
         }
+        let stale = changes.expected.filter(|e| e.version != current.version);
+        if let Some(Expected {
+            version,
+            check: VersionCheck::Always,
+        }) = stale
+        {
+            return Err(rules::changed_since(&current, version).into());
+        }
         let body = changes.body_for(&current)?;
+        if changes.empty_is_noop && body.is_empty() {
+            return Ok(current);
+        }
+        if let Some(Expected { version, .. }) = stale {
+            return Err(rules::changed_since(&current, version).into());
+        }
         let cohorts = self.cohort_refs(edit.project_id, &body).await?;
         let fctx = FilterContext {
             is_create: false,
@@ -302,7 +400,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
             feature: changes.feature.clone(),
             dashboard: None,
         };
-        self.store.write_flag(write).await
+        self.write(write).await
     }
 
     /// The flag after this update, with every PostHog rule applied (pure but for the cipher).
@@ -372,7 +470,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
             feature: None,
             dashboard: Some(made),
         };
-        self.store.write_flag(write).await.map(drop)
+        self.write(write).await.map(drop)
     }
 
     /// Ids for the usage dashboard a create makes, unless the body opts out with a falsy
@@ -421,6 +519,13 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
         let cohorts = self.store.project_cohorts(project_id).await?;
         Ok(cohort::refs(&cohorts))
     }
+}
+
+/// A poisoned lock only means another write panicked; the set of projects is still right.
+fn lock(written: &Mutex<BTreeSet<i64>>) -> std::sync::MutexGuard<'_, BTreeSet<i64>> {
+    written
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The flag's new usage dashboard, and the flag pointed at it.

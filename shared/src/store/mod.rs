@@ -138,6 +138,19 @@ pub trait FlagStore: DashboardStore + CohortStore {
     /// Returns the flag as stored (its `revision` advanced), to chain further writes from.
     fn write_flag(&self, write: FlagWrite)
     -> impl Future<Output = Result<Flag, WriteError>> + Send;
+
+    /// [`FlagStore::write_flag`] without its definitions-version bump: for a batch of writes
+    /// that bumps once, after its last write ([`FlagStore::bump_definitions_version`]).
+    fn write_flag_unbumped(
+        &self,
+        write: FlagWrite,
+    ) -> impl Future<Output = Result<Flag, WriteError>> + Send;
+
+    /// Moves the project's definitions version by one, so SDK caches revalidate.
+    fn bump_definitions_version(
+        &self,
+        project_id: i64,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
 }
 
 /// Reading an activity log: the project's log of one scope (`item: None`) or one item's

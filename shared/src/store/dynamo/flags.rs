@@ -98,7 +98,33 @@ impl FlagStore for DynamoStore {
         self.next_counter(&self.tables.flags, "FLAG_ID").await
     }
 
-    async fn write_flag(&self, mut write: FlagWrite) -> Result<Flag, WriteError> {
+    async fn write_flag(&self, write: FlagWrite) -> Result<Flag, WriteError> {
+        self.put_flag_write(write, true).await
+    }
+
+    async fn write_flag_unbumped(&self, write: FlagWrite) -> Result<Flag, WriteError> {
+        self.put_flag_write(write, false).await
+    }
+
+    async fn bump_definitions_version(&self, project_id: i64) -> Result<(), ApiError> {
+        // A plain atomic ADD: nothing to condition on, so no transaction to lose.
+        self.client
+            .update_item()
+            .table_name(&self.tables.flags)
+            .key("pk", s(project_pk(project_id)))
+            .key("sk", s("DEFINITIONS"))
+            .update_expression("ADD version :one")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// One flag change in one transaction; `bump` adds the definitions-version bump to it.
+    async fn put_flag_write(&self, mut write: FlagWrite, bump: bool) -> Result<Flag, WriteError> {
         write.after.revision = write.before.as_ref().map_or(1, |b| b.revision + 1);
         let flag_item = to_flag_item(&write.after)?;
         let size = item_size(&flag_item);
@@ -119,7 +145,9 @@ impl FlagStore for DynamoStore {
         if let Some(dashboard) = &write.dashboard {
             ops.push(self.put_dashboard(dashboard)?);
         }
-        ops.push(self.bump_definitions(write.after.project_id)?);
+        if bump {
+            ops.push(self.bump_definitions(write.after.project_id)?);
+        }
         self.transact(ops, key_put_index).await?;
         Ok(write.after)
     }
