@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::flag_blast_radius;
+use super::flag_bulk::FlagBulk;
 use super::flag_view::{FlagView, with_cohort_names};
 use super::{Authorized, Context, authorized_route};
 use crate::auth::{Accepts, Caller};
@@ -12,7 +14,7 @@ use crate::flag::{Flag, list, status};
 use crate::http::{ApiRequest, ApiResponse, paginate};
 use crate::identity::{Project, UserSummary};
 use crate::service::{Changes, FlagService};
-use crate::store::{FeatureStore, FlagStore, IdentityStore};
+use crate::store::{FeatureStore, FlagStore, IdentityStore, PersonStore};
 
 /// PUT replaces, PATCH keeps what the body leaves out.
 #[derive(Clone, Copy, PartialEq)]
@@ -21,18 +23,25 @@ enum Mode {
     Patch,
 }
 
-pub async fn handle<S: FlagStore + IdentityStore + FeatureStore>(
+pub async fn handle<S: FlagStore + IdentityStore + FeatureStore + PersonStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResponse {
     route(ctx, req).await.unwrap_or_else(ApiResponse::from)
 }
 
-async fn route<S: FlagStore + IdentityStore + FeatureStore>(
+async fn route<S: FlagStore + IdentityStore + FeatureStore + PersonStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
     let access = |method: &str, rest: &[&str]| match (method, rest) {
+        // Bulk operations (issue 13), before the `[_]` arms below that would take them for ids.
+        ("POST", ["bulk_keys" | "user_blast_radius"]) => {
+            Some(("feature_flag:read", Accepts::PersonalKeys))
+        }
+        ("POST", ["bulk_update_tags" | "bulk_delete"]) => {
+            Some(("feature_flag:write", Accepts::PersonalKeys))
+        }
         (_, [_, "remote_config"]) => {
             Some(("feature_flag:read", Accepts::PersonalKeysOrProjectSecret))
         }
@@ -64,6 +73,14 @@ async fn route<S: FlagStore + IdentityStore + FeatureStore>(
     };
     match (req.method.as_str(), rest.as_slice()) {
         ("GET", []) => flags.list(req).await,
+        ("POST", ["bulk_keys"]) => flags.bulk().bulk_keys(&body?).await,
+        ("POST", ["bulk_update_tags"]) => flags.bulk().bulk_update_tags(&body?).await,
+        ("POST", ["bulk_delete"]) => flags.bulk().bulk_delete(&body?).await,
+        ("POST", ["user_blast_radius"]) => {
+            flag_blast_radius::user_blast_radius(ctx, &project, &body?)
+                .await
+                .map(ApiResponse::ok)
+        }
         ("POST", []) => flags.create(&body?).await,
         ("GET", [id]) => flags.retrieve(id).await,
         ("PATCH", [id]) => flags.update(id, &body?, Mode::Patch).await,
@@ -87,7 +104,7 @@ struct FlagsEndpoint<'a, S> {
     project: &'a Project,
 }
 
-impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
+impl<S: FlagStore + IdentityStore + FeatureStore + PersonStore> FlagsEndpoint<'_, S> {
     fn store(&self) -> &S {
         self.ctx.store
     }
@@ -132,6 +149,14 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
 
     fn service(&self) -> FlagService<'_, S> {
         FlagService::new(self.store(), self.ctx.cipher)
+    }
+
+    fn bulk(&self) -> FlagBulk<'_, S> {
+        FlagBulk {
+            ctx: self.ctx,
+            caller: self.caller,
+            project: self.project,
+        }
     }
 
     async fn create(&self, body: &Map<String, Value>) -> ApiResult<ApiResponse> {
@@ -226,7 +251,7 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
 }
 
 /// Usage dashboards (flag-management-rules.md §5.2, §9).
-impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
+impl<S: FlagStore + IdentityStore + FeatureStore + PersonStore> FlagsEndpoint<'_, S> {
     /// `POST /feature_flags/{id}/dashboard/`: a new usage dashboard, `usage_dashboard` pointed
     /// at it. A direct save as PostHog's: conditional on the flag's revision, no version bump,
     /// no activity entry (the field is excluded from diffs). Failures answer PostHog's
@@ -255,7 +280,7 @@ impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
 }
 
 /// The static cohort from a flag (§8).
-impl<S: FlagStore + IdentityStore + FeatureStore> FlagsEndpoint<'_, S> {
+impl<S: FlagStore + IdentityStore + FeatureStore + PersonStore> FlagsEndpoint<'_, S> {
     /// `POST /feature_flags/{id}/create_static_cohort_for_flag/`: soft-deleted flags are found,
     /// as in PostHog.
     async fn create_static_cohort_for_flag(&self, id: &str) -> ApiResult<ApiResponse> {

@@ -16,6 +16,10 @@ pub mod dashboards;
 pub mod early_access;
 #[cfg(feature = "feature-flags")]
 pub mod feature_flags;
+#[cfg(feature = "feature-flags")]
+mod flag_blast_radius;
+#[cfg(feature = "feature-flags")]
+mod flag_bulk;
 // How a flag is shown, by its endpoints and by a revert.
 #[cfg(any(feature = "feature-flags", feature = "activity"))]
 mod flag_view;

@@ -15,6 +15,7 @@ mod common;
 mod activity;
 mod archived;
 mod auth;
+mod bulk;
 mod concurrency;
 mod create;
 mod encrypted;
