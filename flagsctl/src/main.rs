@@ -19,10 +19,13 @@ use serde_json::{Value, json};
 use shared::ApiError;
 use shared::auth::{generate_key, hash_key};
 use shared::identity::{Organization, PersonalApiKey, Project, User};
+use shared::service::ProjectService;
+use shared::service::projects::project_name;
 use shared::store::dynamo::DynamoStore;
 use shared::store::tables::create_missing_tables;
 use shared::store::{
-    DefinitionsStore, GROUP_TYPES_LIMIT, GroupType, GroupTypeError, IdentityAdmin, Tables, testing,
+    DefinitionsStore, GROUP_TYPES_LIMIT, GroupType, GroupTypeError, IdentityAdmin, IdentityStore,
+    Tables, testing,
 };
 use uuid::Uuid;
 
@@ -274,19 +277,12 @@ async fn create_project(
     org_id: &str,
     name: &str,
 ) -> CliResult<(Project, String)> {
-    let name = non_empty("--name", name)?;
+    let name = project_name(&json!(non_empty("--name", name)?))?;
     let org = existing_org(store, org_id).await?;
-    let secret = generate_key("phs_");
-    let project = Project {
-        id: store.next_id("project").await?,
-        organization_id: org.id,
-        name: name.to_string(),
-        api_token: generate_key("phc_"),
-        secret_api_key_hash: hash_key(&secret),
-        created_at: now(),
-    };
-    store.put_project(&project).await?;
-    Ok((project, secret))
+    let created = ProjectService::new(store)
+        .create(&org, Some(name), now())
+        .await?;
+    Ok((created.project, created.secret_api_key))
 }
 
 fn project_json(project: &Project, secret: &str) -> Value {

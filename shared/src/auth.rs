@@ -285,7 +285,9 @@ pub async fn current_organization_id(
     Ok(user.organization_ids.first().cloned())
 }
 
-async fn current_project_id(user: &User, store: &impl IdentityStore) -> ApiResult<i64> {
+/// The project `@current` names: the user's chosen one, else the first project of their first
+/// organization that has one; 404 when they have none.
+pub async fn current_project_id(user: &User, store: &impl IdentityStore) -> ApiResult<i64> {
     if let Some(id) = user.current_project_id {
         return Ok(id);
     }

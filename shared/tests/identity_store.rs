@@ -6,7 +6,7 @@ use shared::identity::{Organization, PersonalApiKey, Project, User};
 use shared::store::dynamo::DynamoStore;
 use shared::store::tables::create_missing_tables;
 use shared::store::testing::{TEMPLATE, local_store};
-use shared::store::{IdentityAdmin, IdentityStore};
+use shared::store::{IdentityAdmin, IdentityStore, IdentityWrites};
 use shared::time::{Timestamp, parse};
 use uuid::Uuid;
 

@@ -6,6 +6,8 @@
 pub mod cohorts;
 pub mod early_access;
 pub mod flags;
+pub mod projects;
+pub mod users;
 
 use std::future::Future;
 
@@ -17,6 +19,7 @@ use crate::store::WriteError;
 pub use cohorts::CohortService;
 pub use early_access::FeatureService;
 pub use flags::{Changes, FlagService};
+pub use projects::ProjectService;
 
 /// Optimistic writes retry when another writer got in first; past this many tries the
 /// request answers 409 rather than spin.

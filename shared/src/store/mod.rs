@@ -212,27 +212,82 @@ pub trait IdentityStore: Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<Organization>, ApiError>> + Send;
+    /// The organization's members (its `MEMBER#` items, then the users by BatchGetItem), lowest
+    /// user id first.
+    fn organization_members(
+        &self,
+        organization_id: &str,
+    ) -> impl Future<Output = Result<Vec<User>, ApiError>> + Send;
+    /// The user's keys, oldest first (one Query).
+    fn user_api_keys(
+        &self,
+        user_id: i64,
+    ) -> impl Future<Output = Result<Vec<PersonalApiKey>, ApiError>> + Send;
+    /// The user's home settings (pinned tabs, homepage) in one project, as stored.
+    fn home_settings(
+        &self,
+        user_id: i64,
+        project_id: i64,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, ApiError>> + Send;
+}
+
+/// What a user changes of their own record through the API; `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserChanges {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub current_organization_id: Option<String>,
+    pub current_project_id: Option<i64>,
+}
+
+/// Identity writes the API makes: projects created and renamed in an organization, a user's
+/// own settings. Multi-item writes are one transaction each.
+pub trait IdentityWrites: IdentityStore {
+    /// Allocates the next integer id of a sequence (`project`, `user`).
+    fn next_id(&self, sequence: &str) -> impl Future<Output = Result<i64, ApiError>> + Send;
+    /// Creates the project with its token and secret pointers and the claim on its name in the
+    /// organization (case-insensitive): [`WriteError::KeyTaken`] when another project holds the
+    /// name.
+    fn create_project(
+        &self,
+        project: &Project,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+    /// Renames the project as read (`before`); [`WriteError::Retry`] when it changed since,
+    /// [`WriteError::KeyTaken`] when another project of the organization holds the name.
+    fn rename_project(
+        &self,
+        before: &Project,
+        name: &str,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+    /// Sets only the attributes `changes` names (so two updates of different fields both land).
+    fn update_user(
+        &self,
+        user_id: i64,
+        changes: &UserChanges,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+    fn put_home_settings(
+        &self,
+        user_id: i64,
+        project_id: i64,
+        settings: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
 }
 
 /// Admin operations (flagsctl, dev seeding, tests); never on a request path.
-pub trait IdentityAdmin: IdentityStore {
+pub trait IdentityAdmin: IdentityWrites {
     fn put_organization(
         &self,
         org: &Organization,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
-    /// Allocates the next integer id of a sequence (`project`, `user`).
-    fn next_id(&self, sequence: &str) -> impl Future<Output = Result<i64, ApiError>> + Send;
-    /// Writes the project with its token and secret-key lookup items.
+    /// Writes the project with its token and secret-key lookup items (no name claim: seeding
+    /// and tests may reuse names).
     fn put_project(&self, project: &Project) -> impl Future<Output = Result<(), ApiError>> + Send;
+    /// Writes the user with one `MEMBER#` item per organization it belongs to.
     fn put_user(&self, user: &User) -> impl Future<Output = Result<(), ApiError>> + Send;
     fn put_api_key(
         &self,
         key: &PersonalApiKey,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
-    fn user_api_keys(
-        &self,
-        user_id: i64,
-    ) -> impl Future<Output = Result<Vec<PersonalApiKey>, ApiError>> + Send;
     /// Returns false when no key has that id.
     fn revoke_api_key(&self, id: &str) -> impl Future<Output = Result<bool, ApiError>> + Send;
 }

@@ -9,9 +9,9 @@ use shared::auth::{generate_key, hash_key};
 use shared::crypto::PayloadCipher;
 use shared::http::{ApiRequest, ApiResponse};
 use shared::identity::{Organization, PersonalApiKey, Project, User};
-use shared::store::IdentityAdmin;
 use shared::store::dynamo::DynamoStore;
 use shared::store::testing::local_store;
+use shared::store::{IdentityAdmin, IdentityWrites};
 
 pub const TEST_FERNET_KEY: &str = "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=";
 

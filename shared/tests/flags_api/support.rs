@@ -8,7 +8,7 @@ use shared::auth::{generate_key, hash_key};
 use shared::flag::Flag;
 use shared::http::{ApiRequest, ApiResponse};
 use shared::identity::{Project, User};
-use shared::store::{FlagStore, IdentityAdmin};
+use shared::store::{FlagStore, IdentityAdmin, IdentityWrites};
 use shared::time::{self, Timestamp};
 
 use crate::common::{Response, World};

@@ -3,14 +3,15 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::{DynamoStore, db_error, n, padded, s};
 use crate::error::ApiError;
 use crate::identity::{Organization, PersonalApiKey, Project, User};
-use crate::store::{IdentityAdmin, IdentityStore};
+use crate::store::{IdentityAdmin, IdentityStore, IdentityWrites, UserChanges, WriteError};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -45,6 +46,12 @@ fn key_item_keys(k: &PersonalApiKey) -> [(&'static str, String); 4] {
         ("gsi1pk", format!("USER#{}", k.user_id)),
         ("gsi1sk", format!("APIKEY#{}", k.id)),
     ]
+}
+
+/// The sort key of a project's name claim in its organization: trimmed and lowercased, so
+/// names differing only in case or surrounding spaces collide (PostHog compares them so).
+fn name_claim_sk(name: &str) -> String {
+    format!("PROJECTNAME#{}", name.trim().to_lowercase())
 }
 
 /// A small pointer item (`TOKEN#…`, `SECRET#…`, `APIKEYID#…`) carrying one attribute.
@@ -113,6 +120,63 @@ impl DynamoStore {
                 _ => return Ok(items),
             }
         }
+    }
+
+    /// Every item of the table partition `pk` whose sort key starts with `prefix`.
+    async fn query_partition(&self, pk: String, prefix: &str) -> Result<Vec<Item>, ApiError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.identity)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(db_error)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// A pointer put that may only overwrite a pointer of the same project, so two projects
+    /// never share a token, secret or name.
+    fn project_pointer(
+        &self,
+        project_id: i64,
+        pk: String,
+        sk: &str,
+    ) -> Result<TransactWriteItem, ApiError> {
+        let put = Put::builder()
+            .table_name(&self.tables.identity)
+            .set_item(Some(pointer(pk, sk, "project_id", n(project_id))))
+            .condition_expression("attribute_not_exists(pk) OR project_id = :id")
+            .expression_attribute_values(":id", n(project_id))
+            .build()
+            .map_err(ApiError::internal)?;
+        Ok(transact_put(put))
+    }
+
+    /// The project item with its `TOKEN#` and `SECRET#` pointers.
+    fn project_items(&self, project: &Project) -> Result<Vec<TransactWriteItem>, ApiError> {
+        let table = &self.tables.identity;
+        Ok(vec![
+            transact_put(put(table, item(project, &project_keys(project))?)?),
+            self.project_pointer(project.id, format!("TOKEN#{}", project.api_token), "TOKEN")?,
+            self.project_pointer(
+                project.id,
+                format!("SECRET#{}", project.secret_api_key_hash),
+                "SECRET",
+            )?,
+        ])
     }
 
     /// Follows a pointer item's `project_id` to the project.
@@ -185,6 +249,168 @@ impl IdentityStore for DynamoStore {
             .map(record)
             .transpose()
     }
+
+    async fn organization_members(&self, organization_id: &str) -> Result<Vec<User>, ApiError> {
+        let keys = self
+            .query_partition(format!("ORG#{organization_id}"), "MEMBER#")
+            .await?
+            .iter()
+            .map(|member| {
+                let id = number(member, "user_id")?;
+                Ok(HashMap::from([
+                    ("pk".to_string(), s(format!("USER#{id}"))),
+                    ("sk".to_string(), s("USER")),
+                ]))
+            })
+            .collect::<Result<Vec<Item>, ApiError>>()?;
+        let mut users: Vec<User> = self
+            .batch_get(&self.tables.identity, keys, 2)
+            .await?
+            .into_iter()
+            .map(record)
+            .collect::<Result<_, _>>()?;
+        // A membership item outlives nothing today, but a user who left is not a member.
+        users.retain(|u: &User| u.organization_ids.iter().any(|o| o == organization_id));
+        users.sort_by_key(|u| u.id);
+        Ok(users)
+    }
+
+    async fn user_api_keys(&self, user_id: i64) -> Result<Vec<PersonalApiKey>, ApiError> {
+        let mut keys: Vec<PersonalApiKey> = self
+            .query_gsi1(format!("USER#{user_id}"), "APIKEY#")
+            .await?
+            .into_iter()
+            .map(record)
+            .collect::<Result<_, _>>()?;
+        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(keys)
+    }
+
+    async fn home_settings(
+        &self,
+        user_id: i64,
+        project_id: i64,
+    ) -> Result<Option<Value>, ApiError> {
+        let Some(item) = self
+            .get_identity(format!("USER#{user_id}"), &format!("HOME#{project_id}"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let text = item
+            .get("settings")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| ApiError::internal("HOME item without settings"))?;
+        serde_json::from_str(text)
+            .map(Some)
+            .map_err(ApiError::internal)
+    }
+}
+
+impl IdentityWrites for DynamoStore {
+    async fn next_id(&self, sequence: &str) -> Result<i64, ApiError> {
+        self.next_counter(&self.tables.identity, sequence).await
+    }
+
+    /// The project, its pointers and its name claim land together; the claim is the last
+    /// step so a failed condition there reads as "name taken".
+    async fn create_project(&self, project: &Project) -> Result<(), WriteError> {
+        let mut ops = self.project_items(project)?;
+        ops.push(self.project_pointer(
+            project.id,
+            format!("ORG#{}", project.organization_id),
+            &name_claim_sk(&project.name),
+        )?);
+        let claim = ops.len() - 1;
+        self.transact(ops, Some(claim)).await
+    }
+
+    /// The project item changes only if its name is still the one read; the old claim goes
+    /// (if it was this project's) and the new one is taken, all in one transaction.
+    async fn rename_project(&self, before: &Project, name: &str) -> Result<(), WriteError> {
+        let table = &self.tables.identity;
+        let rename = Update::builder()
+            .table_name(table)
+            .key("pk", s(format!("PROJECT#{}", before.id)))
+            .key("sk", s("PROJECT"))
+            .update_expression("SET #name = :new")
+            .condition_expression("#name = :old")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":new", s(name))
+            .expression_attribute_values(":old", s(before.name.clone()))
+            .build()
+            .map_err(ApiError::internal)?;
+        let org_pk = format!("ORG#{}", before.organization_id);
+        let mut ops = vec![TransactWriteItem::builder().update(rename).build()];
+        let (old_claim, new_claim) = (name_claim_sk(&before.name), name_claim_sk(name));
+        if old_claim != new_claim {
+            let release = Delete::builder()
+                .table_name(table)
+                .key("pk", s(org_pk.clone()))
+                .key("sk", s(old_claim))
+                .condition_expression("attribute_not_exists(pk) OR project_id = :id")
+                .expression_attribute_values(":id", n(before.id))
+                .build()
+                .map_err(ApiError::internal)?;
+            ops.push(TransactWriteItem::builder().delete(release).build());
+        }
+        ops.push(self.project_pointer(before.id, org_pk, &new_claim)?);
+        let claim = ops.len() - 1;
+        self.transact(ops, Some(claim)).await
+    }
+
+    async fn update_user(&self, user_id: i64, changes: &UserChanges) -> Result<(), ApiError> {
+        let mut sets = Vec::new();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.tables.identity)
+            .key("pk", s(format!("USER#{user_id}")))
+            .key("sk", s("USER"))
+            .condition_expression("attribute_exists(pk)");
+        let strings = [
+            ("first_name", &changes.first_name),
+            ("last_name", &changes.last_name),
+            ("current_organization_id", &changes.current_organization_id),
+        ];
+        for (attr, value) in strings {
+            if let Some(value) = value {
+                sets.push(format!("#{attr} = :{attr}"));
+                update = update
+                    .expression_attribute_names(format!("#{attr}"), attr)
+                    .expression_attribute_values(format!(":{attr}"), s(value.clone()));
+            }
+        }
+        if let Some(project_id) = changes.current_project_id {
+            sets.push("#current_project_id = :current_project_id".into());
+            update = update
+                .expression_attribute_names("#current_project_id", "current_project_id")
+                .expression_attribute_values(":current_project_id", n(project_id));
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
+        update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn put_home_settings(
+        &self,
+        user_id: i64,
+        project_id: i64,
+        settings: &Value,
+    ) -> Result<(), ApiError> {
+        let item = HashMap::from([
+            ("pk".to_string(), s(format!("USER#{user_id}"))),
+            ("sk".to_string(), s(format!("HOME#{project_id}"))),
+            ("settings".to_string(), s(settings.to_string())),
+        ]);
+        self.put_identity(item).await
+    }
 }
 
 impl IdentityAdmin for DynamoStore {
@@ -193,34 +419,32 @@ impl IdentityAdmin for DynamoStore {
         self.put_identity(item(org, &keys)?).await
     }
 
-    async fn next_id(&self, sequence: &str) -> Result<i64, ApiError> {
-        self.next_counter(&self.tables.identity, sequence).await
-    }
-
     /// Project, `TOKEN#` and `SECRET#` items land together. The pointers may only be
     /// overwritten for the same project, so two projects can never share a token or secret.
     async fn put_project(&self, project: &Project) -> Result<(), ApiError> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(self.project_items(project)?))
+            .send()
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// The user and its `MEMBER#` items (one per organization) land together.
+    async fn put_user(&self, user: &User) -> Result<(), ApiError> {
         let table = &self.tables.identity;
-        let same_project = |pk: String, sk: &str| -> Result<Put, ApiError> {
-            Put::builder()
-                .table_name(table)
-                .set_item(Some(pointer(pk, sk, "project_id", n(project.id))))
-                .condition_expression("attribute_not_exists(pk) OR project_id = :id")
-                .expression_attribute_values(":id", n(project.id))
-                .build()
-                .map_err(ApiError::internal)
-        };
-        let items = vec![
-            transact_put(put(table, item(project, &project_keys(project))?)?),
-            transact_put(same_project(
-                format!("TOKEN#{}", project.api_token),
-                "TOKEN",
-            )?),
-            transact_put(same_project(
-                format!("SECRET#{}", project.secret_api_key_hash),
-                "SECRET",
-            )?),
-        ];
+        let keys = [("pk", format!("USER#{}", user.id)), ("sk", "USER".into())];
+        let mut items = vec![transact_put(put(table, item(user, &keys)?)?)];
+        for org in &user.organization_ids {
+            let member = pointer(
+                format!("ORG#{org}"),
+                &format!("MEMBER#{}", padded(user.id)),
+                "user_id",
+                n(user.id),
+            );
+            items.push(transact_put(put(table, member)?));
+        }
         self.client
             .transact_write_items()
             .set_transact_items(Some(items))
@@ -228,11 +452,6 @@ impl IdentityAdmin for DynamoStore {
             .await
             .map_err(db_error)?;
         Ok(())
-    }
-
-    async fn put_user(&self, user: &User) -> Result<(), ApiError> {
-        let keys = [("pk", format!("USER#{}", user.id)), ("sk", "USER".into())];
-        self.put_identity(item(user, &keys)?).await
     }
 
     /// The key (found by hash) and its by-id pointer (for revocation) land together.
@@ -255,17 +474,6 @@ impl IdentityAdmin for DynamoStore {
             .await
             .map_err(db_error)?;
         Ok(())
-    }
-
-    async fn user_api_keys(&self, user_id: i64) -> Result<Vec<PersonalApiKey>, ApiError> {
-        let mut keys: Vec<PersonalApiKey> = self
-            .query_gsi1(format!("USER#{user_id}"), "APIKEY#")
-            .await?
-            .into_iter()
-            .map(record)
-            .collect::<Result<_, _>>()?;
-        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(keys)
     }
 
     /// Deletes the key and its pointer in one transaction, each only if still there, so a

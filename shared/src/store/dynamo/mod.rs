@@ -47,7 +47,12 @@
 //! * `PROJECT#<id>` / `PROJECT`            → project; `gsi1pk = ORG#<org>`, `gsi1sk = PROJECT#<20-digit id>`
 //! * `TOKEN#<phc_…>` / `TOKEN`             → `project_id`
 //! * `SECRET#<sha256>` / `SECRET`          → `project_id`
+//! * `ORG#<uuid>` / `MEMBER#<20-digit user id>` → `user_id`: the organization's members (written
+//!   with the user)
+//! * `ORG#<uuid>` / `PROJECTNAME#<trimmed lowercase name>` → `project_id`: a name names one
+//!   project of the organization (claimed by projects created or renamed through the API)
 //! * `USER#<id>` / `USER`                  → user
+//! * `USER#<id>` / `HOME#<project id>`     → `settings` (JSON text): home settings in a project
 //! * `APIKEY#<sha256>` / `APIKEY`          → personal API key; `gsi1pk = USER#<id>`, `gsi1sk = APIKEY#<key id>`
 //! * `APIKEYID#<key id>` / `APIKEYID`      → `secure_value` (to revoke by id)
 //!
