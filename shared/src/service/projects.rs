@@ -51,8 +51,8 @@ impl<'a, S: IdentityWrites> ProjectService<'a, S> {
         }
         let name = match name {
             Some(name) => {
-                if let Some(taken) = name_holder(&existing, &name, None) {
-                    return Err(name_taken(&taken.name));
+                if name_holder(&existing, &name, None).is_some() {
+                    return Err(name_taken(&name));
                 }
                 name
             }
