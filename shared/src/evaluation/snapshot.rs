@@ -21,7 +21,7 @@ use crate::person::Person;
 use crate::store::CohortStore;
 use crate::time::Timestamp;
 
-use super::FlagSet;
+use super::{EvaluationInput, FlagSet};
 
 /// A project's flags and cohorts prepared for evaluation.
 #[derive(Debug)]
@@ -49,42 +49,78 @@ impl EvaluationSnapshot {
     }
 }
 
-/// Evaluates one cohort for a stored person through the engine: a synthetic flag whose only
-/// condition is "in cohort", so nested cohorts, negation, operators and deleted cohorts behave
-/// exactly as in `/flags`.
+/// Evaluates cohorts for a stored person through the engine: one synthetic flag per cohort
+/// whose only condition is "in cohort", so nested cohorts, negation, operators and deleted
+/// cohorts behave exactly as in `/flags`. One cohort for a property cohort's persons, or every
+/// live cohort of the project for the cohorts a person is in.
 pub struct CohortProbe {
     set: FlagSet,
-    key: [String; 1],
-    /// Static cohorts the tree reaches, whose memberships the caller looks up.
+    /// Cohort id → the key of its synthetic flag.
+    keys: Vec<(i64, String)>,
+    /// Static cohorts the trees reach, whose memberships the caller looks up.
     pub static_ids: Vec<i64>,
 }
 
 impl CohortProbe {
     pub fn new(cohort_id: i64, cohorts: &[Cohort]) -> CohortProbe {
-        let key = format!("$cohort-{cohort_id}");
-        let mut flag = Flag::new(0, 0, key.clone(), nobody(), chrono::Utc::now());
-        flag.filters = json!({"groups": [{"properties": [
-            {"key": "id", "type": "cohort", "value": cohort_id, "operator": "in"}
-        ], "rollout_percentage": 100}]});
-        // Its persons are listed even once it is deleted, as retrieve still finds it; only the
-        // cohorts it references follow the rule.
+        CohortProbe::for_cohorts(&[cohort_id], cohorts)
+    }
+
+    /// A probe of each of `cohort_ids` (all evaluated in one pass).
+    pub fn for_cohorts(cohort_ids: &[i64], cohorts: &[Cohort]) -> CohortProbe {
+        let keys: Vec<(i64, String)> = cohort_ids
+            .iter()
+            .map(|id| (*id, format!("$cohort-{id}")))
+            .collect();
+        let flags: Vec<Flag> = keys
+            .iter()
+            .map(|(id, key)| {
+                let mut flag = Flag::new(*id, 0, key.clone(), nobody(), chrono::Utc::now());
+                flag.filters = json!({"groups": [{"properties": [
+                    {"key": "id", "type": "cohort", "value": id, "operator": "in"}
+                ], "rollout_percentage": 100}]});
+                flag
+            })
+            .collect();
+        // A probed cohort's persons are listed even once it is deleted, as retrieve still finds
+        // it; only the cohorts it references follow the rule.
         let cohorts: Vec<Cohort> = cohorts
             .iter()
             .map(|c| Cohort {
-                deleted: c.deleted && c.id != cohort_id,
+                deleted: c.deleted && !cohort_ids.contains(&c.id),
                 ..c.clone()
             })
             .collect();
-        let built = EvaluationSnapshot::build(std::slice::from_ref(&flag), &cohorts);
+        let built = EvaluationSnapshot::build(&flags, &cohorts);
         CohortProbe {
             set: built.set,
-            key: [key],
+            keys,
             static_ids: built.static_cohort_ids,
         }
     }
 
+    /// Whether the person is in the (first) probed cohort.
     pub fn matches(&self, person: &Person, static_ids: &[i64], now: Timestamp) -> bool {
-        person.flag_enabled(&self.set, &self.key[0], static_ids, now)
+        self.keys
+            .first()
+            .is_some_and(|(_, key)| person.flag_enabled(&self.set, key, static_ids, now))
+    }
+
+    /// The probed cohorts the person is in, in the order they were given. A person without a
+    /// distinct id matches none (as in [`Person::flag_enabled`]).
+    pub fn matching(&self, person: &Person, static_ids: &[i64], now: Timestamp) -> Vec<i64> {
+        let Some(distinct_id) = person.distinct_ids.first() else {
+            return Vec::new();
+        };
+        let mut input = EvaluationInput::new(distinct_id, now);
+        input.person_properties = &person.properties;
+        input.static_cohort_ids = static_ids;
+        let answers = self.set.evaluate(&input);
+        self.keys
+            .iter()
+            .filter(|(_, key)| answers.get(key).is_some_and(|e| e.enabled))
+            .map(|(id, _)| *id)
+            .collect()
     }
 }
 
@@ -287,6 +323,14 @@ mod tests {
             unreachable!()
         }
         async fn add_cohort_members(&self, _: i64, _: i64, _: &[String]) -> Result<(), ApiError> {
+            unreachable!()
+        }
+        async fn remove_cohort_members(
+            &self,
+            _: i64,
+            _: i64,
+            _: &[String],
+        ) -> Result<Vec<String>, ApiError> {
             unreachable!()
         }
         async fn cohort_members_page(

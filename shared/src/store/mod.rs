@@ -402,10 +402,25 @@ pub trait PersonStore: Sync {
         distinct_id: &str,
     ) -> impl Future<Output = Result<Option<Person>, ApiError>> + Send;
 
+    /// The person with this uuid (GetItem).
+    fn person(
+        &self,
+        project_id: i64,
+        uuid: &str,
+    ) -> impl Future<Output = Result<Option<Person>, ApiError>> + Send;
+
     /// Up to `limit` persons of the project in uuid (= creation) order, starting after the
     /// opaque cursor `after` (`None`: from the first). One Query. Returns the cursor of the next
     /// page, `None` after the last one; cursors stay valid across writes (resumable walks).
     fn persons_page(
+        &self,
+        project_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<Person>, Option<String>), ApiError>> + Send;
+
+    /// [`PersonStore::persons_page`] walking the other way: newest first.
+    fn persons_page_newest_first(
         &self,
         project_id: i64,
         after: Option<&str>,
@@ -435,6 +450,13 @@ pub trait PersonStore: Sync {
         &self,
         writes: &[PersonWrite],
     ) -> impl Future<Output = Result<Vec<usize>, ApiError>> + Send;
+
+    /// Deletes the person as read, its distinct-id items and their hash key overrides in one
+    /// transaction, conditional on the person's `revision` (so a capture or merge in between
+    /// wins). Returns false when it lost that race and nothing was deleted. Static cohort
+    /// memberships are the caller's ([`CohortStore::remove_cohort_members`]).
+    fn delete_person(&self, person: &Person)
+    -> impl Future<Output = Result<bool, ApiError>> + Send;
 }
 
 /// Flag usage counters (layout in `dynamo`'s docs; rules in [`crate::usage`]).
@@ -508,6 +530,16 @@ pub trait CohortStore: Sync {
         cohort_id: i64,
         person_uuids: &[String],
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// Removes persons (uuids) from a static cohort; returns those that were members, each
+    /// reported to one caller only however many remove it at once (DeleteItem conditional on
+    /// the item existing), so counts stay right.
+    fn remove_cohort_members(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        person_uuids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, ApiError>> + Send;
 
     /// Up to `limit` member uuids of a static cohort in uuid order after the opaque cursor;
     /// returns the next cursor, `None` after the last page. One Query.

@@ -4,8 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{Put, PutRequest, TransactWriteItem, WriteRequest};
+use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -18,6 +20,9 @@ use crate::store::{CohortStore, WriteError};
 
 /// BatchWriteItem takes 25 requests a call.
 const WRITE_BATCH: usize = 25;
+
+/// Membership DeleteItems in flight at once (a bulk person delete may remove hundreds).
+const REMOVALS_IN_FLIGHT: usize = 8;
 
 const COHORT_SK: &str = "COHORT#";
 
@@ -141,6 +146,45 @@ impl CohortStore for DynamoStore {
             self.cohort_batch_write(requests).await?;
         }
         Ok(())
+    }
+
+    async fn remove_cohort_members(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        person_uuids: &[String],
+    ) -> Result<Vec<String>, ApiError> {
+        let mut unique: Vec<String> = person_uuids.to_vec();
+        unique.sort();
+        unique.dedup();
+        // Conditional on the item existing: of concurrent removals exactly one succeeds.
+        let deletes = unique.into_iter().map(|uuid| {
+            let request = self
+                .client
+                .delete_item()
+                .table_name(&self.tables.persons)
+                .set_key(Some(member_key(project_id, cohort_id, &uuid)))
+                .condition_expression("attribute_exists(pk)");
+            async move {
+                match request.send().await {
+                    Ok(_) => Ok(Some(uuid)),
+                    Err(SdkError::ServiceError(e))
+                        if matches!(
+                            e.err(),
+                            DeleteItemError::ConditionalCheckFailedException(_)
+                        ) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(db_error(e)),
+                }
+            }
+        });
+        let removed: Vec<Option<String>> = stream::iter(deletes)
+            .buffer_unordered(REMOVALS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(removed.into_iter().flatten().collect())
     }
 
     async fn cohort_members_page(

@@ -20,6 +20,18 @@ fn person_pk(project_id: i64, distinct_id: &str) -> Result<String, ApiError> {
     Ok(format!("PROJECT#{project_id}#DISTINCT#{distinct_id}"))
 }
 
+/// The key of a distinct id's overrides item, unchecked: for deleting the items of ids that
+/// were stored already (a person's), whose length capture bounded.
+pub(super) fn overrides_key(project_id: i64, distinct_id: &str) -> super::Item {
+    HashMap::from([
+        (
+            "pk".to_string(),
+            s(format!("PROJECT#{project_id}#DISTINCT#{distinct_id}")),
+        ),
+        ("sk".to_string(), s("HASHKEYS")),
+    ])
+}
+
 impl HashKeyOverrideStore for DynamoStore {
     async fn hash_key_overrides(
         &self,

@@ -1,6 +1,8 @@
 //! Persons and their distinct-id items in the persons table (layout in `super`'s docs).
 //! Capture reads them with BatchGetItem and writes each person's change as one conditional
-//! unit of a TransactWriteItems call; the API reads with GetItem and Query.
+//! unit of a TransactWriteItems call; the API reads with GetItem and Query, updates properties
+//! with the same conditional write, and deletes a person with its distinct-id items and hash
+//! key overrides in one transaction.
 
 use std::collections::HashMap;
 
@@ -10,6 +12,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Map, Value};
 
+use super::overrides::overrides_key;
 use super::{DynamoStore, Item, db_error, n, s};
 use crate::error::ApiError;
 use crate::person::{Person, PersonWrite};
@@ -137,42 +140,29 @@ impl PersonStore for DynamoStore {
             .transpose()
     }
 
+    async fn person(&self, project_id: i64, uuid: &str) -> Result<Option<Person>, ApiError> {
+        self.get_item(&self.tables.persons, person_key(project_id, uuid))
+            .await?
+            .map(|item| person_from(&item))
+            .transpose()
+    }
+
     async fn persons_page(
         &self,
         project_id: i64,
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<Person>, Option<String>), ApiError> {
-        let limit = limit.clamp(1, 1000);
-        // The cursor is the last uuid returned: a valid ExclusiveStartKey whether or not that
-        // person still exists, so a walk resumes exactly where it stopped.
-        let start = after.map(|uuid| person_key(project_id, uuid));
-        let out = self
-            .client
-            .query()
-            .table_name(&self.tables.persons)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(persons_pk(project_id)))
-            .expression_attribute_values(":prefix", s("PERSON#"))
-            .set_exclusive_start_key(start)
-            .limit(limit as i32)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(db_error)?;
-        let persons = out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(person_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        // DynamoDB may stop early (1 MB pages) or hand a key after exactly `limit` items
-        // although nothing follows; the latter costs the caller one empty page at most.
-        let next = match out.last_evaluated_key {
-            Some(key) if !key.is_empty() => persons.last().map(|p| p.uuid.clone()),
-            _ => None,
-        };
-        Ok((persons, next))
+        self.query_persons(project_id, after, limit, true).await
+    }
+
+    async fn persons_page_newest_first(
+        &self,
+        project_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Person>, Option<String>), ApiError> {
+        self.query_persons(project_id, after, limit, false).await
     }
 
     async fn persons_by_ids(
@@ -268,9 +258,90 @@ impl PersonStore for DynamoStore {
         failed.sort_unstable();
         Ok(failed)
     }
+
+    async fn delete_person(&self, person: &Person) -> Result<bool, ApiError> {
+        let table = &self.tables.persons;
+        let project_id = person.project_id;
+        let mut ops = Vec::with_capacity(1 + 2 * person.distinct_ids.len());
+        let delete = Delete::builder()
+            .table_name(table)
+            .set_key(Some(person_key(project_id, &person.uuid)))
+            .condition_expression("revision = :read")
+            .expression_attribute_values(":read", n(person.revision))
+            .build()
+            .map_err(db_error)?;
+        ops.push(TransactWriteItem::builder().delete(delete).build());
+        for distinct_id in &person.distinct_ids {
+            // Each id's item points at the person (capture writes both in one transaction);
+            // a missing one is tolerated rather than blocking the delete for ever.
+            let link = Delete::builder()
+                .table_name(table)
+                .set_key(Some(distinct_key(project_id, distinct_id)))
+                .condition_expression("attribute_not_exists(pk) OR person_id = :person")
+                .expression_attribute_values(":person", s(&person.uuid))
+                .build()
+                .map_err(db_error)?;
+            ops.push(TransactWriteItem::builder().delete(link).build());
+            let overrides = Delete::builder()
+                .table_name(&self.tables.hash_key_overrides)
+                .set_key(Some(overrides_key(project_id, distinct_id)))
+                .build()
+                .map_err(db_error)?;
+            ops.push(TransactWriteItem::builder().delete(overrides).build());
+        }
+        if ops.len() > TRANSACTION_ITEMS {
+            return Err(ApiError::internal(format!(
+                "person delete of {} items exceeds one transaction",
+                ops.len()
+            )));
+        }
+        self.transact_persons(ops).await
+    }
 }
 
 impl DynamoStore {
+    /// One Query of the persons partition from after `after`, oldest first (`forward`) or
+    /// newest first; the cursor of the next page is the last uuid returned.
+    async fn query_persons(
+        &self,
+        project_id: i64,
+        after: Option<&str>,
+        limit: usize,
+        forward: bool,
+    ) -> Result<(Vec<Person>, Option<String>), ApiError> {
+        let limit = limit.clamp(1, 1000);
+        // The cursor is the last uuid returned: a valid ExclusiveStartKey whether or not that
+        // person still exists, so a walk resumes exactly where it stopped.
+        let start = after.map(|uuid| person_key(project_id, uuid));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.persons)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(persons_pk(project_id)))
+            .expression_attribute_values(":prefix", s("PERSON#"))
+            .set_exclusive_start_key(start)
+            .scan_index_forward(forward)
+            .limit(limit as i32)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(db_error)?;
+        let persons = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(person_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        // DynamoDB may stop early (1 MB pages) or hand a key after exactly `limit` items
+        // although nothing follows; the latter costs the caller one empty page at most.
+        let next = match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => persons.last().map(|p| p.uuid.clone()),
+            _ => None,
+        };
+        Ok((persons, next))
+    }
+
     /// The items of one person write: the person, its claimed distinct ids, merged persons.
     fn person_ops(&self, write: &PersonWrite) -> Result<Vec<TransactWriteItem>, ApiError> {
         let table = &self.tables.persons;
