@@ -9,6 +9,10 @@
 //! distinct ids; PostHog takes those as a CSV upload). Unknown persons are skipped, as
 //! PostHog's import does.
 //!
+//! `PATCH /cohorts/{id}/add_persons_to_static_cohort/` (`{"person_ids": [uuids]}`, at most
+//! 1000) and `PATCH /cohorts/{id}/remove_person_from_static_cohort/` (`{"person_id": uuid}`)
+//! change a static cohort's members (`cohort:write`), answering `{"success": true}`.
+//!
 //! `GET /cohorts/{id}/persons/?limit=&cursor=` pages with an opaque cursor (`next` carries it)
 //! rather than PostHog's offset: persons are read by Query in key order, never counted or
 //! skipped over. A property cohort's page evaluates persons as it walks them and stops after
@@ -48,6 +52,13 @@ async fn route<S: FlagStore + PersonStore + IdentityStore>(
             ("GET", [] | [_] | [_, "persons"]) => "cohort:read",
             (_, [] | [_]) => "cohort:write",
             (_, [_, "persons"]) => "cohort:read",
+            (
+                _,
+                [
+                    _,
+                    "add_persons_to_static_cohort" | "remove_person_from_static_cohort",
+                ],
+            ) => "cohort:write",
             _ => return None,
         };
         Some((scope, Accepts::PersonalKeys))
@@ -75,6 +86,10 @@ async fn route<S: FlagStore + PersonStore + IdentityStore>(
         // PostHog's ForbidDestroyModel answers before looking the cohort up: 405, no body.
         ("DELETE", [_]) => Err(ApiError::Bodiless(405)),
         ("GET", [id, "persons"]) => endpoint.persons(req, id).await,
+        ("PATCH", [id, "add_persons_to_static_cohort"]) => endpoint.add_persons(id, &body?).await,
+        ("PATCH", [id, "remove_person_from_static_cohort"]) => {
+            endpoint.remove_person(id, &body?).await
+        }
         (method, _) => Err(ApiError::MethodNotAllowed(method.to_string())),
     }
 }
@@ -147,6 +162,23 @@ impl<S: FlagStore + PersonStore + IdentityStore> CohortsEndpoint<'_, S> {
             .update(self.project.id, id, body, self.ctx.now)
             .await?;
         Ok(ApiResponse::ok(stored.representation()))
+    }
+
+    /// PostHog answers both static-membership actions with `{"success": true}`.
+    async fn add_persons(&self, id: &str, body: &Map<String, Value>) -> ApiResult<ApiResponse> {
+        let id: i64 = id.trim().parse().map_err(|_| ApiError::not_found())?;
+        self.service()
+            .add_persons(self.project.id, id, body, self.ctx.now)
+            .await?;
+        Ok(ApiResponse::ok(json!({"success": true})))
+    }
+
+    async fn remove_person(&self, id: &str, body: &Map<String, Value>) -> ApiResult<ApiResponse> {
+        let id: i64 = id.trim().parse().map_err(|_| ApiError::not_found())?;
+        self.service()
+            .remove_person(self.project.id, id, body, self.ctx.now)
+            .await?;
+        Ok(ApiResponse::ok(json!({"success": true})))
     }
 
     async fn persons(&self, req: &ApiRequest, id: &str) -> ApiResult<ApiResponse> {

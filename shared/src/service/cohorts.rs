@@ -1,7 +1,7 @@
 //! Cohort rules (flag-management-rules.md §8, PostHog's CohortSerializer): creating, updating and
 //! soft-deleting cohorts with their static members, and which persons a cohort holds.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
@@ -17,6 +17,10 @@ use crate::time::Timestamp;
 
 /// Persons a property cohort's page evaluates at most (a handful of Queries).
 pub const MAX_SCANNED: usize = 5000;
+
+/// `add_persons_to_static_cohort` takes at most this many uuids (PostHog's
+/// `DEFAULT_COHORT_INSERT_BATCH_SIZE`).
+pub const MAX_ADDED_PERSONS: usize = 1000;
 
 /// Cohort writes and member listings of any caller, over the store traits they need.
 pub struct CohortService<'a, S> {
@@ -78,7 +82,183 @@ impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
         now: Timestamp,
     ) -> ApiResult<Cohort> {
         let added = OnceLock::new();
-        let attempt = || self.try_update(project_id, cohort_id, body, &added, now);
+        let change =
+            |current: &Cohort, cohorts: &[Cohort]| cohort::apply_update(body, current, cohorts);
+        let attempt = || self.try_update(project_id, cohort_id, &change, &added, now);
+        retry_lost_races(busy, attempt).await
+    }
+
+    /// PATCH `add_persons_to_static_cohort/` (`{"person_ids": [uuids]}`): PostHog's checks in
+    /// its order, then the members go through the same write as an update's (membership items,
+    /// then `count` on the cohort, conditional and retried). Persons that don't exist are
+    /// skipped; none existing at all is PostHog's 400.
+    pub async fn add_persons(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        body: &Map<String, Value>,
+        now: Timestamp,
+    ) -> ApiResult<Cohort> {
+        let cohort = self.find(project_id, cohort_id).await?;
+        if !cohort.is_static {
+            return Err(ApiError::object("Can only add users to static cohorts"));
+        }
+        let person_ids = match body.get("person_ids") {
+            Some(Value::Array(items)) => items,
+            _ => return Err(ApiError::object("person_ids must be a list")),
+        };
+        if person_ids.is_empty() {
+            return Err(ApiError::object("person_ids cannot be empty"));
+        }
+        if person_ids.len() > MAX_ADDED_PERSONS {
+            return Err(ApiError::object(format!(
+                "List size exceeds limit: at most {MAX_ADDED_PERSONS} person_ids per request."
+            )));
+        }
+        let uuids = person_ids
+            .iter()
+            .map(|id| {
+                id.as_str()
+                    .and_then(|s| uuid::Uuid::try_parse(s).ok())
+                    .map(|u| u.hyphenated().to_string())
+                    .ok_or_else(|| {
+                        ApiError::invalid("person_ids", format!("{id} is not a valid UUID."))
+                    })
+            })
+            .collect::<ApiResult<Vec<String>>>()?;
+        let found = self.resolve_members(project_id, &uuids, &[]).await?;
+        if found.is_empty() {
+            return Err(ApiError::object("No valid users to add to cohort"));
+        }
+        let added = OnceLock::new();
+        let change = |current: &Cohort, _: &[Cohort]| {
+            if !current.is_static {
+                return Err(ApiError::object("Can only add users to static cohorts"));
+            }
+            Ok(CohortUpdate {
+                cohort: current.clone(),
+                person_ids: found.clone(),
+                distinct_ids: Vec::new(),
+                changes_evaluation: false,
+            })
+        };
+        let attempt = || self.try_update(project_id, cohort_id, &change, &added, now);
+        retry_lost_races(busy, attempt).await
+    }
+
+    /// PATCH `remove_person_from_static_cohort/` (`{"person_id": uuid}`): PostHog's checks in
+    /// its order. A person who exists but is not a member is a silent success (as the tool
+    /// catalog documents); `count` drops only for a membership this request removed.
+    pub async fn remove_person(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        body: &Map<String, Value>,
+        now: Timestamp,
+    ) -> ApiResult<()> {
+        let cohort = self.find(project_id, cohort_id).await?;
+        if !cohort.is_static {
+            return Err(ApiError::object(
+                "Can only remove users from static cohorts",
+            ));
+        }
+        let person_id = match body.get("person_id") {
+            Some(v) if crate::python::truthy(v) => v,
+            _ => return Err(ApiError::object("person_id is required")),
+        };
+        let Some(person_id) = person_id.as_str() else {
+            return Err(ApiError::object("person_id must be a string"));
+        };
+        let Ok(uuid) = uuid::Uuid::try_parse(person_id) else {
+            return Err(ApiError::object("person_id must be a valid UUID"));
+        };
+        let uuid = uuid.hyphenated().to_string();
+        if self.store.person(project_id, &uuid).await?.is_none() {
+            return Err(ApiError::NotFound(
+                "Person with this UUID does not exist in the cohort's team".into(),
+            ));
+        }
+        let removed = self
+            .store
+            .remove_cohort_members(project_id, cohort_id, &[uuid])
+            .await?;
+        if !removed.is_empty() {
+            self.adjust_count(project_id, cohort_id, -(removed.len() as i64), now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes deleted persons out of every static cohort of the project (deleted cohorts too:
+    /// they can be restored), lowering each cohort's `count` by the memberships removed.
+    pub async fn forget_persons(
+        &self,
+        project_id: i64,
+        person_uuids: &[String],
+        now: Timestamp,
+    ) -> ApiResult<()> {
+        if person_uuids.is_empty() {
+            return Ok(());
+        }
+        let statics: Vec<i64> = self
+            .store
+            .project_cohorts(project_id)
+            .await?
+            .iter()
+            .filter(|c| c.is_static)
+            .map(|c| c.id)
+            .collect();
+        if statics.is_empty() {
+            return Ok(());
+        }
+        let held = self
+            .store
+            .static_memberships(project_id, &statics, person_uuids)
+            .await?;
+        let mut members: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for (uuid, cohorts) in held {
+            for cohort in cohorts {
+                members.entry(cohort).or_default().push(uuid.clone());
+            }
+        }
+        for (cohort_id, uuids) in members {
+            let removed = self
+                .store
+                .remove_cohort_members(project_id, cohort_id, &uuids)
+                .await?;
+            if !removed.is_empty() {
+                self.adjust_count(project_id, cohort_id, -(removed.len() as i64), now)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn find(&self, project_id: i64, cohort_id: i64) -> ApiResult<Cohort> {
+        self.store
+            .cohort(project_id, cohort_id)
+            .await?
+            .ok_or_else(ApiError::not_found)
+    }
+
+    /// Moves a static cohort's `count` by `delta` (never below 0), conditionally on the
+    /// revision read and retried, as member additions set it. Nothing SDKs cache changes.
+    async fn adjust_count(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        delta: i64,
+        now: Timestamp,
+    ) -> ApiResult<Cohort> {
+        let attempt = || async move {
+            let mut cohort = self.find(project_id, cohort_id).await?;
+            cohort.count = Some((cohort.count.unwrap_or(0) + delta).max(0));
+            cohort.last_calculation = Some(now);
+            self.store
+                .write_cohort(&cohort, false)
+                .await?
+                .ok_or(WriteError::Retry)
+        };
         retry_lost_races(busy, attempt).await
     }
 
@@ -100,11 +280,14 @@ impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
         }
     }
 
+    /// One try of a cohort change: reads the project's cohorts, lets `change` make the update
+    /// of the current cohort, adds its members (once over all tries) and writes the cohort
+    /// conditionally on the revision read.
     async fn try_update(
         &self,
         project_id: i64,
         cohort_id: i64,
-        body: &Map<String, Value>,
+        change: &impl Fn(&Cohort, &[Cohort]) -> ApiResult<CohortUpdate>,
         added: &OnceLock<i64>,
         now: Timestamp,
     ) -> Result<Cohort, WriteError> {
@@ -113,7 +296,7 @@ impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
             .iter()
             .find(|c| c.id == cohort_id)
             .ok_or_else(ApiError::not_found)?;
-        let mut update = cohort::apply_update(body, current, &cohorts)?;
+        let mut update = change(current, &cohorts)?;
         if update.cohort.deleted && !current.deleted {
             self.check_unused(project_id, current, &cohorts).await?;
         }

@@ -6,6 +6,7 @@
 pub mod cohorts;
 pub mod early_access;
 pub mod flags;
+pub mod persons;
 pub mod projects;
 pub mod users;
 
@@ -19,6 +20,7 @@ use crate::store::WriteError;
 pub use cohorts::CohortService;
 pub use early_access::FeatureService;
 pub use flags::{Changes, FlagService};
+pub use persons::PersonService;
 pub use projects::ProjectService;
 
 /// Optimistic writes retry when another writer got in first; past this many tries the
