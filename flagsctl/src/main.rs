@@ -476,11 +476,16 @@ async fn recorded_key_works(
         .scoped_teams
         .as_ref()
         .is_none_or(|t| t.contains(&project.id));
-    let member = store
+    let user = store
         .user(key.user_id)
         .await?
-        .is_some_and(|u| u.is_active && u.organization_ids.contains(&project.organization_id));
-    Ok(all_scopes && all_projects && member)
+        .filter(|u| u.is_active && u.organization_ids.contains(&project.organization_id));
+    if let Some(user) = &user {
+        // Rewritten so a user recorded before organizations listed their members gets its
+        // `MEMBER#` items (idempotent).
+        store.put_user(user).await?;
+    }
+    Ok(all_scopes && all_projects && user.is_some())
 }
 
 /// Ensures a dev organization, project, user and `*` key exist, reusing the ones recorded in
