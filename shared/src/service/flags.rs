@@ -5,9 +5,12 @@
 //! A new caller that changes a flag (a scheduled change, a CLI) calls [`FlagService::update`]
 //! with [`Changes::patch`] and gets exactly what `PATCH /feature_flags/{id}/` does.
 
+mod actions;
 mod revert;
 mod rules;
 mod static_cohort;
+
+pub use actions::{ConditionRollout, Lifecycle, deleted_flag_message};
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;

@@ -19,7 +19,7 @@ use crate::store::WriteError;
 
 pub use cohorts::CohortService;
 pub use early_access::FeatureService;
-pub use flags::{Changes, FlagService};
+pub use flags::{Changes, Expected, FlagService, Lifecycle, VersionCheck};
 pub use persons::PersonService;
 pub use projects::ProjectService;
 

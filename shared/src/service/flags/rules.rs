@@ -63,6 +63,14 @@ pub(super) fn check_conflict(
     )))
 }
 
+/// The 409 of a flag action whose caller read an older version than the stored one.
+pub(super) fn changed_since(current: &Flag, version: i64) -> ApiError {
+    ApiError::Conflict(format!(
+        "The feature flag has changed since version {version} (it is at version {}). Read it again and decide against its current state.",
+        current.version
+    ))
+}
+
 /// Soft delete, restore, disable and enable each have a guard (§5.4).
 pub(super) fn guard_lifecycle(
     current: &Flag,
