@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::copy_flags;
 use super::flag_blast_radius;
 use super::flag_bulk::FlagBulk;
 use super::flag_view::{FlagView, with_cohort_names};
@@ -34,6 +35,10 @@ async fn route<S: FlagStore + IdentityStore + FeatureStore + PersonStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
+    // `/api/organizations/{organization_id}/feature_flags/copy_flags/…`: not under a project.
+    if let Some((organization, rest)) = copy_flags::org_route(&req.segments()) {
+        return copy_flags::handle(ctx, req, organization, &rest).await;
+    }
     let access = |method: &str, rest: &[&str]| match (method, rest) {
         // Bulk operations (issue 13), before the `[_]` arms below that would take them for ids.
         ("POST", ["bulk_keys" | "user_blast_radius"]) => {

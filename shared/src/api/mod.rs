@@ -15,6 +15,8 @@ pub mod dashboards;
 #[cfg(feature = "early-access-features")]
 pub mod early_access;
 #[cfg(feature = "feature-flags")]
+mod copy_flags;
+#[cfg(feature = "feature-flags")]
 pub mod feature_flags;
 #[cfg(feature = "feature-flags")]
 mod flag_blast_radius;

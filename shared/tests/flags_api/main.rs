@@ -17,6 +17,7 @@ mod archived;
 mod auth;
 mod bulk;
 mod concurrency;
+mod copy_flags;
 mod create;
 mod encrypted;
 mod filters;
