@@ -31,7 +31,9 @@
 //!
 //! Callers holding stored flags and cohorts build the `FlagSet` with
 //! [`snapshot::EvaluationSnapshot`], the one place that decides which cohorts exist for the
-//! engine (deleted ones don't); [`snapshot::cohorts_for`] is the only store read here.
+//! engine (deleted ones don't); [`snapshot::cohorts_for`] and [`stored::evaluate`] (the
+//! person's stored data around one evaluation, for `/flags` and the endpoints explaining it)
+//! are the only store reads here.
 //!
 //! The engine is the server's evaluator: it always gives a definite answer. The SDKs'
 //! "inconclusive → ask the server" outcomes (§2.12) are exactly the requests that end up here.
@@ -46,6 +48,7 @@ mod model;
 mod properties;
 mod result;
 pub mod snapshot;
+pub mod stored;
 mod versions;
 
 pub use hash::hash;
