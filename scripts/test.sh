@@ -6,8 +6,9 @@
 #   DynamoDB Local on a free port, end-to-end tables + seeded credentials, the local API server
 #   (`local-api`: every function behind a stand-in for API Gateway) on a free port, then the whole
 #   workspace under `cargo nextest run --profile ci` (cargo test if nextest is missing).
-# Tests get: DYNAMODB_ENDPOINT (tests create their own prefixed tables), E2E_API_URL and
-# E2E_CREDENTIALS (a .local/dev-credentials.json-shaped file for the served tables).
+# Tests get: DYNAMODB_ENDPOINT (tests create their own prefixed tables), E2E_API_URL,
+# E2E_CREDENTIALS (a .local/dev-credentials.json-shaped file for the served tables) and
+# E2E_TABLE_PREFIX (the served tables' prefix, for flagsctl).
 # Everything started here is stopped by pid on exit.
 # Arguments, if any, are passed to nextest instead of running the whole suite, and the lint
 # steps are skipped: `scripts/test.sh -E 'binary(sdk)'` runs one test binary against fresh servers.
@@ -105,6 +106,9 @@ start_cohort_pump "$DYNAMODB_ENDPOINT" "${prefix}cohorts" "$api_port" "$WORK/coh
 
 export E2E_API_URL="http://127.0.0.1:$api_port"
 export E2E_CREDENTIALS="$WORK/credentials.json"
+# The served tables' prefix: tests/tool_catalog.rs makes keys of chosen scopes with flagsctl
+# (with DYNAMODB_ENDPOINT), as an operator would; the API has no endpoint that creates keys.
+export E2E_TABLE_PREFIX="$prefix"
 
 if (($# > 0)); then
     step "cargo nextest run --workspace --profile ci $*"
