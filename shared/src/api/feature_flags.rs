@@ -4,8 +4,10 @@
 use serde_json::{Map, Value, json};
 
 use super::copy_flags;
+use super::flag_actions::{self, FlagActions};
 use super::flag_blast_radius;
 use super::flag_bulk::FlagBulk;
+use super::flag_evaluation::{EvaluationStore, FlagEvaluations};
 use super::flag_view::{FlagView, with_cohort_names};
 use super::{Authorized, Context, authorized_route};
 use crate::auth::{Accepts, Caller};
@@ -24,14 +26,14 @@ enum Mode {
     Patch,
 }
 
-pub async fn handle<S: FlagStore + IdentityStore + FeatureStore + PersonStore>(
+pub async fn handle<S: EvaluationStore + IdentityStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResponse {
     route(ctx, req).await.unwrap_or_else(ApiResponse::from)
 }
 
-async fn route<S: FlagStore + IdentityStore + FeatureStore + PersonStore>(
+async fn route<S: EvaluationStore + IdentityStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResult<ApiResponse> {
@@ -46,6 +48,13 @@ async fn route<S: FlagStore + IdentityStore + FeatureStore + PersonStore>(
         }
         ("POST", ["bulk_update_tags" | "bulk_delete"]) => {
             Some(("feature_flag:write", Accepts::PersonalKeys))
+        }
+        // Flag actions and evaluation explained (issue 13): PostHog's scopes for each.
+        ("POST", [_, action]) if flag_actions::is_action(action) => {
+            Some(("feature_flag:write", Accepts::PersonalKeys))
+        }
+        ("POST", [_, "test_evaluation"]) | ("GET", ["evaluation_reasons" | "my_flags"]) => {
+            Some(("feature_flag:read", Accepts::PersonalKeys))
         }
         (_, [_, "remote_config"]) => {
             Some(("feature_flag:read", Accepts::PersonalKeysOrProjectSecret))
@@ -86,6 +95,12 @@ async fn route<S: FlagStore + IdentityStore + FeatureStore + PersonStore>(
                 .await
                 .map(ApiResponse::ok)
         }
+        ("POST", [id, action]) if flag_actions::is_action(action) => {
+            flags.actions().run(id, action, &body?).await
+        }
+        ("POST", [id, "test_evaluation"]) => flags.explain().test_evaluation(id, &body?).await,
+        ("GET", ["evaluation_reasons"]) => flags.explain().evaluation_reasons(req).await,
+        ("GET", ["my_flags"]) => flags.explain().my_flags(req).await,
         ("POST", []) => flags.create(&body?).await,
         ("GET", [id]) => flags.retrieve(id).await,
         ("PATCH", [id]) => flags.update(id, &body?, Mode::Patch).await,
@@ -252,6 +267,25 @@ impl<S: FlagStore + IdentityStore + FeatureStore + PersonStore> FlagsEndpoint<'_
             .cloned()
             .unwrap_or(Value::Null);
         Ok(ApiResponse::ok(payload))
+    }
+}
+
+/// Single-purpose actions and evaluations explained (§5.9, §5.10), in their own modules.
+impl<S: EvaluationStore> FlagsEndpoint<'_, S> {
+    fn actions(&self) -> FlagActions<'_, S> {
+        FlagActions {
+            ctx: self.ctx,
+            caller: self.caller,
+            project: self.project,
+        }
+    }
+
+    fn explain(&self) -> FlagEvaluations<'_, S> {
+        FlagEvaluations {
+            ctx: self.ctx,
+            caller: self.caller,
+            project: self.project,
+        }
     }
 }
 

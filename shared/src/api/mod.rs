@@ -10,18 +10,22 @@
 pub mod activity;
 #[cfg(feature = "cohorts")]
 pub mod cohorts;
+#[cfg(feature = "feature-flags")]
+mod copy_flags;
 #[cfg(feature = "dashboards")]
 pub mod dashboards;
 #[cfg(feature = "early-access-features")]
 pub mod early_access;
 #[cfg(feature = "feature-flags")]
-mod copy_flags;
-#[cfg(feature = "feature-flags")]
 pub mod feature_flags;
+#[cfg(feature = "feature-flags")]
+mod flag_actions;
 #[cfg(feature = "feature-flags")]
 mod flag_blast_radius;
 #[cfg(feature = "feature-flags")]
 mod flag_bulk;
+#[cfg(feature = "feature-flags")]
+mod flag_evaluation;
 // How a flag is shown, by its endpoints and by a revert.
 #[cfg(any(feature = "feature-flags", feature = "activity"))]
 mod flag_view;

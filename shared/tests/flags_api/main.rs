@@ -21,6 +21,8 @@ mod copy_flags;
 mod create;
 mod encrypted;
 mod filters;
+mod flag_actions;
+mod flag_evaluation;
 mod lifecycle;
 mod limits;
 mod list;
