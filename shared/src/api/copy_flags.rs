@@ -879,7 +879,8 @@ impl<S: FlagStore + IdentityStore + FeatureStore + PersonStore> Copier<'_, S> {
         if flag.has_encrypted_payloads == Some(true) {
             filters = self.ctx.cipher.reveal(&filters, true);
         }
-        let active = !(disable || !warnings.is_empty()) && flag.active;
+        // A copy with dropped dependencies never lands enabled: a condition lost its gate.
+        let active = !disable && warnings.is_empty() && flag.active;
         let body: Map<String, Value> = json!({
             "key": flag.key,
             "name": flag.name,
