@@ -740,3 +740,49 @@ async fn renaming_a_project_keeps_names_unique() {
     let r = call(&w, &w.key, "DELETE", &format!("/api/projects/{web}/"), None).await;
     assert_eq!(r.status, 405);
 }
+
+#[tokio::test]
+async fn parallel_creates_and_renames_to_one_name_give_one_winner() {
+    let w = World::new().await;
+    let path = format!("/api/organizations/{}/projects/", w.org.id);
+    let body = || Some(json!({"name": "Race"}));
+    let creates =
+        futures::future::join_all((0..8).map(|_| call(&w, &w.key, "POST", &path, body()))).await;
+    let mut statuses: Vec<u16> = creates.iter().map(|r| r.status).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [201, 409, 409, 409, 409, 409, 409, 409],
+        "{:?}",
+        creates.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+
+    // Two other projects renamed to one new name at once: one gets it.
+    let a = call(&w, &w.key, "POST", &path, Some(json!({"name": "A"})))
+        .await
+        .body["id"]
+        .clone();
+    let b = call(&w, &w.key, "POST", &path, Some(json!({"name": "B"})))
+        .await
+        .body["id"]
+        .clone();
+    let w = &w;
+    let rename = |id: Value| async move {
+        let path = format!("/api/projects/{id}/");
+        call(w, &w.key, "PATCH", &path, Some(json!({"name": "Both"}))).await
+    };
+    let (ra, rb) = futures::join!(rename(a), rename(b));
+    let mut statuses = [ra.status, rb.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{} {}", ra.body, rb.body);
+    let names: Vec<String> = w
+        .store
+        .organization_projects(&w.org.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name.to_lowercase())
+        .collect();
+    assert_eq!(names.iter().filter(|n| *n == "both").count(), 1);
+    assert_eq!(names.iter().filter(|n| *n == "race").count(), 1);
+}
