@@ -1,5 +1,6 @@
 //! Narrow persistence traits; `dynamo` is the DynamoDB adapter, `tables` creates tables from
-//! template.yaml. Request paths only use GetItem, Query, BatchGetItem and TransactWriteItems.
+//! template.yaml. Request paths only use GetItem, Query, BatchGetItem and TransactWriteItems, plus
+//! single-item UpdateItem/PutItem where one item changes alone (counters, a user's own settings).
 
 pub mod dynamo;
 pub mod tables;
