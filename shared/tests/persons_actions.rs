@@ -843,3 +843,41 @@ async fn static_members_are_added_and_removed_with_counts_kept() {
         .await;
     assert_eq!(r.status, 405);
 }
+
+#[tokio::test]
+async fn a_large_bulk_delete_corrects_every_static_cohort() {
+    let env = Env::new().await;
+    let events: Vec<Value> = (0..300)
+        .map(|i| json!({"event": "e", "distinct_id": format!("p{i:03}")}))
+        .collect();
+    env.capture(Value::Array(events)).await;
+    let (persons, _) = env
+        .world
+        .store
+        .persons_page(env.project(), None, 1000)
+        .await
+        .unwrap();
+    let uuids: Vec<String> = persons.iter().map(|p| p.uuid.clone()).collect();
+    assert_eq!(uuids.len(), 300);
+    let mut cohorts = Vec::new();
+    for n in 0..5 {
+        let body = json!({"name": format!("All {n}"), "is_static": true, "_create_static_person_ids": uuids});
+        cohorts.push(env.create_cohort(body).await["id"].as_i64().unwrap());
+    }
+    // More (person, cohort) pairs than one membership lookup takes: several run side by side.
+    let r = env
+        .persons("POST", "bulk_delete/", Some(json!({"ids": uuids[..250]})))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    for id in cohorts {
+        assert_eq!(env.cohort(id).await["count"], 50, "cohort {id}");
+    }
+    let (left, _) = env
+        .world
+        .store
+        .persons_page(env.project(), None, 1000)
+        .await
+        .unwrap();
+    let left: Vec<&String> = left.iter().map(|p| &p.uuid).collect();
+    assert_eq!(left, uuids[250..].iter().collect::<Vec<_>>());
+}

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
+use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Map, Value};
 
 use super::retry_lost_races;
@@ -21,6 +22,9 @@ pub const MAX_SCANNED: usize = 5000;
 /// `add_persons_to_static_cohort` takes at most this many uuids (PostHog's
 /// `DEFAULT_COHORT_INSERT_BATCH_SIZE`).
 pub const MAX_ADDED_PERSONS: usize = 1000;
+
+/// Membership lookups in flight while deleted persons are taken out of static cohorts.
+const MEMBERSHIP_LOOKUPS_IN_FLIGHT: usize = 8;
 
 /// Cohort writes and member listings of any caller, over the store traits they need.
 pub struct CohortService<'a, S> {
@@ -211,12 +215,25 @@ impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
         if statics.is_empty() {
             return Ok(());
         }
-        let held = self
-            .store
-            .static_memberships(project_id, &statics, person_uuids)
+        // Every (person, static cohort) pair is one key; lookups of ~800 keys run side by side
+        // so a 1,000-person delete in a project with many static cohorts stays quick.
+        let per_lookup = (800 / statics.len()).max(1);
+        let chunks: Vec<Vec<String>> = person_uuids
+            .chunks(per_lookup)
+            .map(<[String]>::to_vec)
+            .collect();
+        let statics = &statics;
+        let held: Vec<HashMap<String, Vec<i64>>> = stream::iter(chunks)
+            .map(|uuids: Vec<String>| async move {
+                self.store
+                    .static_memberships(project_id, statics, &uuids)
+                    .await
+            })
+            .buffer_unordered(MEMBERSHIP_LOOKUPS_IN_FLIGHT)
+            .try_collect()
             .await?;
         let mut members: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-        for (uuid, cohorts) in held {
+        for (uuid, cohorts) in held.into_iter().flatten() {
             for cohort in cohorts {
                 members.entry(cohort).or_default().push(uuid.clone());
             }
