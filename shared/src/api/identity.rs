@@ -584,6 +584,7 @@ fn api_key_json(key: &PersonalApiKey) -> Value {
         "last_used_at": null,
         "user_id": key.user_id,
         "scopes": key.scopes.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| vec!["*".into()]),
+        // `[]` when unrestricted: @posthog/agent-toolkit's schema requires arrays.
         "scoped_teams": key.scoped_teams.clone().unwrap_or_default(),
         "scoped_organizations": key.scoped_organizations.clone().unwrap_or_default(),
         "last_rolled_at": null,
