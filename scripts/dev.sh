@@ -15,10 +15,18 @@ API_PORT="${PORT:-9000}"
 DDB_PID=""
 API_PID=""
 PUMP_PID=""
+SCHEDULE_PUMP_PID=""
+# Scheduled flag changes are applied by a tick every this many seconds (60 on AWS): short here,
+# so a change scheduled a minute ahead happens then, give or take a few seconds.
+export SCHEDULE_PUMP_INTERVAL="${SCHEDULE_PUMP_INTERVAL:-5}"
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n "$SCHEDULE_PUMP_PID" ]]; then
+        log "stopping the scheduled-changes pump (pid $SCHEDULE_PUMP_PID)"
+        stop_pid "$SCHEDULE_PUMP_PID" TERM 10
+    fi
     if [[ -n "$PUMP_PID" ]]; then
         log "stopping the cohort stream pump (pid $PUMP_PID)"
         stop_pid "$PUMP_PID" TERM 10
@@ -84,6 +92,8 @@ log "serving http://127.0.0.1:$API_PORT (Ctrl-C stops everything)"
 start_api
 # DynamoDB Local's cohorts stream → the cohort-jobs function (Lambda's event source locally).
 start_cohort_pump "$endpoint" "${table_prefix}cohorts" "$API_PORT" .local/cohort-pump.log
+# Due scheduled flag changes → the scheduled-changes function (EventBridge Scheduler locally).
+start_schedule_pump "$API_PORT" .local/schedule-pump.log
 
 # Hot reload: after an edit to the Rust sources or the template, rebuild; on success swap the
 # server (a failed build keeps the running one and shows the compiler's errors).

@@ -115,5 +115,15 @@ start_cohort_pump() {
     log "cohort stream pump (pid $PUMP_PID) for table $2"
 }
 
+# Starts scripts/schedule-pump.py (the local stand-in for the once-a-minute EventBridge
+# Scheduler schedule of the scheduled-changes function) and sets SCHEDULE_PUMP_PID. Ticks every
+# $SCHEDULE_PUMP_INTERVAL seconds (60, as on AWS, unless the caller sets it). Args: api_port log.
+start_schedule_pump() {
+    python3 "$ROOT/scripts/schedule-pump.py" --invoke "http://127.0.0.1:$1" \
+        --interval "${SCHEDULE_PUMP_INTERVAL:-60}" >"${2:-/dev/null}" 2>&1 </dev/null &
+    SCHEDULE_PUMP_PID=$!
+    log "scheduled-changes pump (pid $SCHEDULE_PUMP_PID) every ${SCHEDULE_PUMP_INTERVAL:-60}s"
+}
+
 # Builds flagsctl (and the functions) once; prints the flagsctl binary's path.
 flagsctl_bin() { printf '%s\n' "$CARGO_TARGET_DIR/debug/flagsctl"; }

@@ -21,11 +21,17 @@ started=$SECONDS
 DDB_PID=""
 API_PID=""
 PUMP_PID=""
+SCHEDULE_PUMP_PID=""
+# The end-to-end tests schedule flag changes seconds ahead: tick every second (60 on AWS).
+export SCHEDULE_PUMP_INTERVAL="${SCHEDULE_PUMP_INTERVAL:-1}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/flags-test.XXXXXX")"
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n "$SCHEDULE_PUMP_PID" ]]; then
+        stop_pid "$SCHEDULE_PUMP_PID" TERM 10
+    fi
     if [[ -n "$PUMP_PID" ]]; then
         stop_pid "$PUMP_PID" TERM 10
     fi
@@ -38,6 +44,10 @@ cleanup() {
     if ((rc != 0)) && [[ -s "$WORK/api.log" ]]; then
         log "last lines of the local API log:"
         tail -n 40 "$WORK/api.log" >&2
+    fi
+    if ((rc != 0)) && [[ -s "$WORK/schedule-pump.log" ]]; then
+        log "last lines of the scheduled-changes pump log:"
+        tail -n 20 "$WORK/schedule-pump.log" >&2
     fi
     if ((rc != 0)) && [[ -s "$WORK/cohort-pump.log" ]]; then
         log "last lines of the cohort stream pump log:"
@@ -103,6 +113,8 @@ API_PID=$!
 wait_http "$api_port" "$API_PID" 60 || die "the local API server did not answer on port $api_port"
 # DynamoDB Local's cohorts stream → the cohort-jobs function (Lambda's event source locally).
 start_cohort_pump "$DYNAMODB_ENDPOINT" "${prefix}cohorts" "$api_port" "$WORK/cohort-pump.log"
+# Due scheduled flag changes → the scheduled-changes function (EventBridge Scheduler locally).
+start_schedule_pump "$api_port" "$WORK/schedule-pump.log"
 
 export E2E_API_URL="http://127.0.0.1:$api_port"
 export E2E_CREDENTIALS="$WORK/credentials.json"

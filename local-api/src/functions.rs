@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use shared::api::{Function, Group};
+use shared::crypto::PayloadCipher;
 use shared::store::dynamo::DynamoStore;
 
 enum Handler {
@@ -13,6 +14,8 @@ enum Handler {
     Schema,
     /// The cohorts stream worker: invoked, never routed.
     CohortJobs(DynamoStore),
+    /// The scheduled-changes executor: invoked (by scripts/schedule-pump.py), never routed.
+    ScheduledChanges(DynamoStore, PayloadCipher),
 }
 
 pub struct Functions {
@@ -40,6 +43,10 @@ impl Functions {
                 (Some(group), _) => Handler::Shared(Function::from_env(group).await),
                 (None, "api-schema") => Handler::Schema,
                 (None, "cohort-jobs") => Handler::CohortJobs(DynamoStore::from_env().await),
+                (None, "scheduled-changes") => Handler::ScheduledChanges(
+                    DynamoStore::from_env().await,
+                    PayloadCipher::from_env(),
+                ),
                 (None, other) => {
                     return Err(format!(
                         "template.yaml names function {other:?}, which local-api does not serve"
@@ -63,6 +70,9 @@ impl Functions {
     /// Lambda's Invoke API: 200 with the function's result, or 200 with
     /// `X-Amz-Function-Error` and the error when the function failed; 404 for an unknown name.
     pub async fn invoke(&self, name: &str, payload: &[u8]) -> Response<Body> {
+        if let Some(Handler::ScheduledChanges(store, cipher)) = self.handlers.get(name) {
+            return invoke_tick(store, cipher).await;
+        }
         let Some(Handler::CohortJobs(store)) = self.handlers.get(name) else {
             let message = format!("Function not found: {name}");
             return invoke_answer(404, None, json!({"Type": "User", "Message": message}));
@@ -85,6 +95,18 @@ impl Functions {
                 let error = json!({"errorType": "CohortFillFailed", "errorMessage": format!("cohort fill failed: {e:?}")});
                 invoke_answer(200, Some("Unhandled"), error)
             }
+        }
+    }
+}
+
+/// One executor tick at the current time, as the once-a-minute schedule invokes it on AWS.
+async fn invoke_tick(store: &DynamoStore, cipher: &PayloadCipher) -> Response<Body> {
+    let now = chrono::Utc::now();
+    match Box::pin(shared::workers::scheduled_changes::tick(store, cipher, now)).await {
+        Ok(counts) => invoke_answer(200, None, counts),
+        Err(e) => {
+            let error = json!({"errorType": "ScheduledChangesFailed", "errorMessage": format!("scheduled changes failed: {e:?}")});
+            invoke_answer(200, Some("Unhandled"), error)
         }
     }
 }

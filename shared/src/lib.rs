@@ -20,6 +20,7 @@ pub mod limits;
 pub mod person;
 pub mod python;
 pub mod retry;
+pub mod schedule;
 pub mod service;
 pub mod store;
 pub mod time;

@@ -303,6 +303,7 @@ async fn writes_that_change_nothing_leave_no_entry() {
             purge: Vec::new(),
             feature: None,
             dashboard: None,
+            schedule: None,
             activity: entry,
         })
         .await
@@ -451,6 +452,7 @@ async fn system_entries_show_posthogs_system_user() {
             purge: Vec::new(),
             feature: None,
             dashboard: None,
+            schedule: None,
             activity: entry,
         })
         .await

@@ -111,6 +111,7 @@ async fn force_filters(w: &World, id: i64, filters: Value) {
             activity: None,
             feature: None,
             dashboard: None,
+            schedule: None,
         })
         .await
         .unwrap();

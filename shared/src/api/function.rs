@@ -45,6 +45,10 @@ impl Group {
     pub async fn handle(self, ctx: &Context<'_, DynamoStore>, req: &ApiRequest) -> ApiResponse {
         match self {
             #[cfg(feature = "feature-flags")]
+            Group::FeatureFlags if super::scheduled_changes::serves(req) => {
+                super::scheduled_changes::handle(ctx, req).await
+            }
+            #[cfg(feature = "feature-flags")]
             Group::FeatureFlags => super::feature_flags::handle(ctx, req).await,
             #[cfg(feature = "activity")]
             Group::Activity => super::activity::handle(ctx, req).await,

@@ -39,6 +39,8 @@ pub mod identity;
 mod management;
 #[cfg(feature = "persons")]
 pub mod persons;
+#[cfg(feature = "feature-flags")]
+pub mod scheduled_changes;
 
 #[cfg(feature = "http-api")]
 pub use function::{Context, Function, Group, serve};

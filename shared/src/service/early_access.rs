@@ -215,6 +215,7 @@ impl<'a, S: FlagStore + FeatureStore> FeatureService<'a, S> {
             purge: Vec::new(),
             feature: Some(feature.clone()),
             dashboard: None,
+            schedule: None,
         };
         self.store.write_flag(write).await.map(drop)
     }
@@ -255,6 +256,7 @@ impl<'a, S: FlagStore + FeatureStore> FeatureService<'a, S> {
             activity: None,
             feature: Some(feature.clone()),
             dashboard: None,
+            schedule: None,
         };
         self.store.write_flag(write).await.map(drop)
     }

@@ -12,8 +12,8 @@ mod static_cohort;
 
 pub use actions::{ConditionRollout, Lifecycle, deleted_flag_message};
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
@@ -28,15 +28,29 @@ use crate::flag::Flag;
 use crate::flag::filters::{self, CohortRef, FilterContext, Filters};
 use crate::flag::input::{self, Mode};
 use crate::identity::UserSummary;
-use crate::store::{FeatureStore, FeatureWrite, FlagStore, FlagWrite, WriteError};
+use crate::store::{FeatureStore, FeatureWrite, FlagStore, FlagWrite, ScheduleWrite, WriteError};
 use crate::time::Timestamp;
 
 /// Flag writes of any caller, over the store traits they need.
 pub struct FlagService<'a, S> {
     store: &'a S,
     cipher: &'a PayloadCipher,
-    /// Set for a batch ([`FlagService::batch`]): the projects its writes changed so far.
-    batch: Option<Mutex<BTreeSet<i64>>>,
+    /// Set for a batch ([`FlagService::batch`]).
+    batch: Option<Mutex<Batch>>,
+}
+
+/// What a batch keeps between its writes.
+#[derive(Default)]
+struct Batch {
+    /// Projects its writes changed so far: their definitions versions move at the end.
+    written: BTreeSet<i64>,
+    /// Each project's flags as read by the batch's first write there, kept current with the
+    /// batch's own writes. Validation of one write reads all of the project's flags; reading
+    /// them once per batch instead of once per write keeps a bulk action of N flags from
+    /// reading N × all flags. A failed write drops the project's entry, so a lost race or a
+    /// key taken by someone else is decided again on fresh data, as a single write is; every
+    /// write stays conditional on the revision of the flag it changes.
+    flags: HashMap<i64, Arc<Vec<Flag>>>,
 }
 
 /// An update of a flag: a PATCH/PUT body (or one built from the flag as stored, rebuilt on
@@ -48,6 +62,7 @@ pub struct Changes<'b> {
     feature: Option<FeatureWrite>,
     expected: Option<Expected>,
     empty_is_noop: bool,
+    schedule: Option<ScheduleWrite>,
 }
 
 /// A caller's claim that it read the flag at `version`, and when a stale claim refuses the
@@ -116,6 +131,16 @@ impl<'b> Changes<'b> {
         Self { trigger, ..self }
     }
 
+    /// The scheduled change this update carries out, moved on in the flag's transaction
+    /// (conditional on its revision), so the change runs exactly once. A change that moved
+    /// since it was read fails the write, on every attempt.
+    pub fn with_schedule(self, schedule: ScheduleWrite) -> Self {
+        Self {
+            schedule: Some(schedule),
+            ..self
+        }
+    }
+
     /// An early access feature change written in the same transaction as the flag.
     pub fn with_feature(self, feature: FeatureWrite) -> Self {
         Self {
@@ -132,6 +157,7 @@ impl<'b> Changes<'b> {
             feature: None,
             expected: None,
             empty_is_noop: false,
+            schedule: None,
         }
     }
 
@@ -178,7 +204,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
     /// request to die in between, they would pick the changes up at the project's next write.
     pub fn batch(store: &'a S, cipher: &'a PayloadCipher) -> Self {
         FlagService {
-            batch: Some(Mutex::new(BTreeSet::new())),
+            batch: Some(Mutex::new(Batch::default())),
             ..Self::new(store, cipher)
         }
     }
@@ -187,7 +213,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
     /// a service made with [`FlagService::new`], whose writes bumped it themselves).
     pub async fn finish_batch(&self) -> ApiResult<()> {
         let projects = match &self.batch {
-            Some(written) => std::mem::take(&mut *lock(written)),
+            Some(batch) => std::mem::take(&mut lock(batch).written),
             None => return Ok(()),
         };
         for project_id in projects {
@@ -199,13 +225,42 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
     /// Every flag write of this service: with the definitions bump in its transaction, or in a
     /// batch, recorded for [`FlagService::finish_batch`].
     async fn write(&self, write: FlagWrite) -> Result<Flag, WriteError> {
-        let Some(written) = &self.batch else {
+        let Some(batch) = &self.batch else {
             return self.store.write_flag(write).await;
         };
         let project_id = write.after.project_id;
-        let stored = self.store.write_flag_unbumped(write).await?;
-        lock(written).insert(project_id);
+        let purged: Vec<i64> = write.purge.iter().map(|f| f.id).collect();
+        let result = self.store.write_flag_unbumped(write).await;
+        let mut batch = lock(batch);
+        let Ok(stored) = result else {
+            batch.flags.remove(&project_id);
+            return result;
+        };
+        batch.written.insert(project_id);
+        if let Some(flags) = batch.flags.get_mut(&project_id) {
+            let flags = Arc::make_mut(flags);
+            flags.retain(|f| !purged.contains(&f.id));
+            match flags.iter_mut().find(|f| f.id == stored.id) {
+                Some(kept) => *kept = stored.clone(),
+                None => flags.push(stored.clone()),
+            }
+        }
         Ok(stored)
+    }
+
+    /// The project's flags, soft-deleted ones included: read from the store, or in a batch
+    /// from what the batch read and wrote ([`Batch::flags`]).
+    async fn project_flags(&self, project_id: i64) -> ApiResult<Arc<Vec<Flag>>> {
+        if let Some(batch) = &self.batch
+            && let Some(flags) = lock(batch).flags.get(&project_id)
+        {
+            return Ok(Arc::clone(flags));
+        }
+        let flags = Arc::new(self.store.project_flags(project_id).await?);
+        if let Some(batch) = &self.batch {
+            lock(batch).flags.insert(project_id, Arc::clone(&flags));
+        }
+        Ok(flags)
     }
 
     /// POST `/feature_flags/`: a new flag from a create body, with its usage dashboard unless
@@ -296,7 +351,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
         let Edit {
             project_id, now, ..
         } = new.edit;
-        let project_flags = self.store.project_flags(project_id).await?;
+        let project_flags = self.project_flags(project_id).await?;
         let mut flag = Flag::new(new.id, project_id, String::new(), new.actor.clone(), now);
         let fctx = FilterContext {
             is_create: true,
@@ -340,6 +395,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
             after: flag,
             purge,
             feature,
+            schedule: None,
         };
         self.write(write).await
     }
@@ -350,7 +406,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
         flag_id: i64,
         changes: &Changes<'_>,
     ) -> Result<Flag, WriteError> {
-        let project_flags = self.store.project_flags(edit.project_id).await?;
+        let project_flags = self.project_flags(edit.project_id).await?;
         let current = project_flags
             .iter()
             .find(|f| f.id == flag_id)
@@ -402,6 +458,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
             purge: Vec::new(),
             feature: changes.feature.clone(),
             dashboard: None,
+            schedule: changes.schedule.clone(),
         };
         self.write(write).await
     }
@@ -472,6 +529,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
             activity: None,
             feature: None,
             dashboard: Some(made),
+            schedule: None,
         };
         self.write(write).await.map(drop)
     }
@@ -524,9 +582,9 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
     }
 }
 
-/// A poisoned lock only means another write panicked; the set of projects is still right.
-fn lock(written: &Mutex<BTreeSet<i64>>) -> std::sync::MutexGuard<'_, BTreeSet<i64>> {
-    written
+/// A poisoned lock only means another write panicked; what the batch recorded is still right.
+fn lock(batch: &Mutex<Batch>) -> std::sync::MutexGuard<'_, Batch> {
+    batch
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

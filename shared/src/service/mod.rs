@@ -8,6 +8,7 @@ pub mod early_access;
 pub mod flags;
 pub mod persons;
 pub mod projects;
+pub mod schedules;
 pub mod users;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ pub use early_access::FeatureService;
 pub use flags::{Changes, Expected, FlagService, Lifecycle, VersionCheck};
 pub use persons::PersonService;
 pub use projects::ProjectService;
+pub use schedules::ScheduleService;
 
 /// Optimistic writes retry when another writer got in first; past this many tries the
 /// request answers 409 rather than spin.

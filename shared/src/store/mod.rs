@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::flag::Flag;
 use crate::identity::{Organization, PersonalApiKey, Project, User};
 use crate::person::{Person, PersonWrite};
+use crate::schedule::ScheduledChange;
 use crate::time::Timestamp;
 use crate::usage::{UsageDelta, UsageKey, UsageRow};
 
@@ -81,6 +82,63 @@ pub struct FlagWrite {
     pub feature: Option<FeatureWrite>,
     /// A new usage dashboard, put together with the flag that points at it.
     pub dashboard: Option<Dashboard>,
+    /// The scheduled change this write carries out, moved on in the same transaction and
+    /// conditional on its revision as read: the flag change and the change's new state land
+    /// together or not at all, so a change runs exactly once (docs/scheduled-changes.md).
+    pub schedule: Option<ScheduleWrite>,
+}
+
+/// A scheduled change as read (`before_revision`) and as it must be after the write.
+#[derive(Debug, Clone)]
+pub struct ScheduleWrite {
+    pub before_revision: i64,
+    pub after: ScheduledChange,
+}
+
+/// Scheduled flag changes (`crate::schedule`): a project's changes, and the due index the
+/// executor Queries (only changes that still have to run are in it; never a Scan).
+pub trait ScheduleStore: Sync {
+    /// Globally unique, increasing change ids.
+    fn next_schedule_id(&self) -> impl Future<Output = Result<i64, ApiError>> + Send;
+
+    /// One change, read consistently.
+    fn schedule(
+        &self,
+        project_id: i64,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<ScheduledChange>, ApiError>> + Send;
+
+    /// Every change of the project, oldest first.
+    fn project_schedules(
+        &self,
+        project_id: i64,
+    ) -> impl Future<Output = Result<Vec<ScheduledChange>, ApiError>> + Send;
+
+    /// Puts a new change (revision 1).
+    fn create_schedule(
+        &self,
+        change: &ScheduledChange,
+    ) -> impl Future<Output = Result<ScheduledChange, ApiError>> + Send;
+
+    /// Replaces the change as read; [`WriteError::Retry`] when it changed since (or is gone).
+    fn replace_schedule(
+        &self,
+        write: ScheduleWrite,
+    ) -> impl Future<Output = Result<ScheduledChange, WriteError>> + Send;
+
+    /// Deletes a change; false when there was none.
+    fn delete_schedule(
+        &self,
+        project_id: i64,
+        id: i64,
+    ) -> impl Future<Output = Result<bool, ApiError>> + Send;
+
+    /// `(project_id, id)` of up to `limit` changes due at or before `now`, earliest first.
+    fn due_schedules(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(i64, i64)>, ApiError>> + Send;
 }
 
 /// A change to an early access feature. Creating or deleting a linked feature also claims or

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
 };
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -145,14 +146,7 @@ async fn create_table(client: &Client, name: &str, spec: &TableSpec) -> Result<(
             GlobalSecondaryIndex::builder()
                 .index_name(&index.index_name)
                 .set_key_schema(Some(key_schema(&index.key_schema)?))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::from(
-                            index.projection.projection_type.as_str(),
-                        ))
-                        .set_non_key_attributes(index.projection.non_key_attributes.clone())
-                        .build(),
-                )
+                .projection(projection(index))
                 .build()
                 .map_err(ApiError::internal)
         })
@@ -180,6 +174,81 @@ async fn create_table(client: &Client, name: &str, spec: &TableSpec) -> Result<(
         .await
         .map_err(|e| ApiError::internal(format!("creating table {name}: {e:?}")))?;
     Ok(())
+}
+
+/// A table made before the template gave it a GSI (a `make dev` database kept across
+/// updates) gets the index added, as CloudFormation adds it to the deployed table.
+async fn add_missing_indexes(
+    client: &Client,
+    name: &str,
+    spec: &TableSpec,
+) -> Result<(), ApiError> {
+    let describe = |e| ApiError::internal(format!("describing table {name}: {e:?}"));
+    let table = client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(describe)?;
+    let existing: Vec<String> = table
+        .table()
+        .map(|t| t.global_secondary_indexes())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.index_name().map(str::to_string))
+        .collect();
+    for index in &spec.global_secondary_indexes {
+        if existing.contains(&index.index_name) {
+            continue;
+        }
+        let attributes = index
+            .key_schema
+            .iter()
+            .filter_map(|k| {
+                spec.attribute_definitions
+                    .iter()
+                    .find(|a| a.attribute_name == k.attribute_name)
+            })
+            .map(|a| {
+                AttributeDefinition::builder()
+                    .attribute_name(&a.attribute_name)
+                    .attribute_type(ScalarAttributeType::from(a.attribute_type.as_str()))
+                    .build()
+                    .map_err(ApiError::internal)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(&index.index_name)
+            .set_key_schema(Some(key_schema(&index.key_schema)?))
+            .projection(projection(index))
+            .build()
+            .map_err(ApiError::internal)?;
+        client
+            .update_table()
+            .table_name(name)
+            .set_attribute_definitions(Some(attributes))
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder().create(create).build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "adding index {} to {name}: {e:?}",
+                    index.index_name
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+fn projection(index: &IndexSpec) -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::from(
+            index.projection.projection_type.as_str(),
+        ))
+        .set_non_key_attributes(index.projection.non_key_attributes.clone())
+        .build()
 }
 
 /// `Some(status)` of an existing table, `None` when there is no such table.
@@ -222,6 +291,8 @@ pub async fn create_missing_tables(
         if table_status(client, name).await?.is_none() {
             create_table(client, name, spec).await?;
             created.push(name.to_string());
+        } else {
+            add_missing_indexes(client, name, spec).await?;
         }
     }
     // DynamoDB Local creates tables active; AWS takes a few seconds per table.

@@ -4,5 +4,8 @@
 //!
 //! * [`cohort_fill`]: the cohorts table's stream → static cohort fill, step by step
 //!   (`functions/cohort-jobs`).
+//! * [`scheduled_changes`]: a once-a-minute schedule → due scheduled flag changes applied
+//!   (`functions/scheduled-changes`).
 
 pub mod cohort_fill;
+pub mod scheduled_changes;

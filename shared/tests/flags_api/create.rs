@@ -302,6 +302,7 @@ async fn uniqueness_is_checked_before_charset() {
             purge: vec![],
             feature: None,
             dashboard: None,
+            schedule: None,
             activity: None,
         })
         .await

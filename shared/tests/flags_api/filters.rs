@@ -525,6 +525,7 @@ async fn e26_deleted_flags_are_ignored_in_the_cycle_search() {
             purge: vec![],
             feature: None,
             dashboard: None,
+            schedule: None,
             activity: None,
         })
         .await

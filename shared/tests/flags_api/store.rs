@@ -30,6 +30,7 @@ fn write(before: Option<&Flag>, after: &Flag) -> FlagWrite {
         feature: None,
         dashboard: None,
         activity: None,
+        schedule: None,
     }
 }
 

@@ -490,6 +490,7 @@ async fn conflict_without_a_known_last_editor_names_another_user() {
             purge: vec![],
             feature: None,
             dashboard: None,
+            schedule: None,
             activity: None,
         })
         .await

@@ -145,10 +145,18 @@ impl DynamoStore {
         if let Some(dashboard) = &write.dashboard {
             ops.push(self.put_dashboard(dashboard)?);
         }
+        let schedule_index = match &write.schedule {
+            Some(schedule) => {
+                ops.push(self.put_schedule(schedule)?);
+                Some(ops.len() - 1)
+            }
+            None => None,
+        };
         if bump {
             ops.push(self.bump_definitions(write.after.project_id)?);
         }
-        self.transact(ops, key_put_index).await?;
+        self.transact_claiming(ops, key_put_index, schedule_index)
+            .await?;
         Ok(write.after)
     }
 }
@@ -325,6 +333,18 @@ impl DynamoStore {
         ops: Vec<TransactWriteItem>,
         key_put: Option<usize>,
     ) -> Result<(), WriteError> {
+        self.transact_claiming(ops, key_put, None).await
+    }
+
+    /// [`DynamoStore::transact`] where the op at `claim` is a scheduled change's transition:
+    /// when its condition fails the change was run or edited by someone else since it was
+    /// read, which no retry of this write can fix, so it is an error rather than a retry.
+    async fn transact_claiming(
+        &self,
+        ops: Vec<TransactWriteItem>,
+        key_put: Option<usize>,
+        claim: Option<usize>,
+    ) -> Result<(), WriteError> {
         let result = self
             .client
             .transact_write_items()
@@ -343,6 +363,9 @@ impl DynamoStore {
                     };
                     if key_put.is_some_and(failed) {
                         return Err(WriteError::KeyTaken);
+                    }
+                    if claim.is_some_and(failed) {
+                        return Err(WriteError::Api(crate::schedule::superseded()));
                     }
                     return Err(WriteError::Retry);
                 }

@@ -10,6 +10,10 @@
 //!   change (SDK cache/ETag)
 //! * `PROJECT#<p>` / `GROUPTYPE#<index>`   → `group_type_index`, `name`: the group type mapping
 //! * `PROJECT#<p>` / `GROUPTYPENAME#<name>` → `group_type_index`: a name has one index
+//! * `COUNTER` / `SCHEDULED_CHANGE_ID`     → `n`: last scheduled change id handed out
+//! * `PROJECT#<p>` / `SCHEDULE#<20-digit id>` → a scheduled change (`payload` JSON text,
+//!   `revision`); while due also `due_pk = DUE`, `due_sk = <scheduled_at>#<20-digit p>#<20-digit
+//!   id>`, the keys of the sparse GSI `due` (KEYS_ONLY) that the executor Queries
 //!
 //! Hash key overrides table (experience continuity)
 //! * `PROJECT#<p>#DISTINCT#<distinct id>` / `HASHKEYS` → `k#<flag key>`: hash key, per flag
@@ -76,6 +80,7 @@ mod flags;
 mod identity;
 mod overrides;
 mod persons;
+mod schedules;
 mod usage;
 
 pub use cohorts::{cohort_stream_event, stream_cohorts};
