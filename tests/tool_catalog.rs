@@ -477,9 +477,8 @@ async fn feature_flag_lifecycle_tools() {
         let out = cat
             .call("feature-flag-get-definition-by-key", json!({"key": key}))
             .await?;
-        let text = out.to_string();
         ensure!(
-            out["id"] == id || out["flag"]["id"] == id || text.contains(&format!("\"id\":{id}")),
+            out["id"] == id && out["key"] == key.as_str(),
             "the tool did not find flag {id} by its key: {out}"
         );
         Ok(())
@@ -1032,7 +1031,8 @@ async fn organization_project_and_user_tools() {
             .call("switch-organization", json!({"orgId": org}))
             .await?;
         ensure!(
-            out.to_string().contains("Switched to organization"),
+            out.to_string()
+                .contains(&format!("Switched to organization {org}")),
             "{out}"
         );
         Ok(())
@@ -1149,7 +1149,13 @@ async fn organization_project_and_user_tools() {
         let out = cat
             .call("switch-project", json!({"projectId": s.project_id}))
             .await?;
-        ensure!(out.to_string().contains("Switched to project"), "{out}");
+        // The context it reports comes from the project and its organization.
+        let text = out.to_string();
+        ensure!(
+            text.contains(&format!("Switched to project {}", s.project_id))
+                && text.contains(&format!("(id: {org})")),
+            "{out}"
+        );
         Ok(())
     })
     .await;
@@ -1193,6 +1199,26 @@ async fn organization_project_and_user_tools() {
         r.not_run(&copy_tools, "project-create failed");
         return r.finish();
     };
+
+    if let Some(me) = &me {
+        r.tool("projects-get with a key restricted to one project", async {
+            let user = me["id"]
+                .as_i64()
+                .ok_or_else(|| format!("GET /api/users/@me/ has no id: {me}"))?;
+            let mut restricted = Catalog::new(s);
+            restricted.key = scoped_key(user, "*", Some(s.project_id))?;
+            let out = restricted.call("projects-get", json!({})).await?;
+            ensure!(
+                ids(&out) == vec![json!(s.project_id)],
+                "a key restricted to project {} lists {:?} (project {second} is in the \
+                 organization too)",
+                s.project_id,
+                ids(&out)
+            );
+            Ok(())
+        })
+        .await;
+    }
 
     r.tool("project-settings-update", async {
         let renamed = format!("{name} renamed");
@@ -1776,7 +1802,8 @@ async fn early_access_tools() {
 /// Tools of @posthog/agent-toolkit 0.2.4 and the scopes each needs (its tool-definitions.json):
 /// a key is offered a tool when it has every scope listed (`*` has all; `x:write` implies
 /// `x:read`). `docs-search` needs none but is offered only with an Inkeep key, which
-/// `PostHogAgentToolkit` never has.
+/// `PostHogAgentToolkit` never has, so a `*` key gets the other 42.
+const TOOLKIT_ALL: usize = 42;
 const TOOLKIT_FLAG_READ: &[&str] = &["feature-flag-get-all", "feature-flag-get-definition"];
 const TOOLKIT_FLAG_WRITE: &[&str] = &[
     "create-feature-flag",
@@ -1794,11 +1821,12 @@ const TOOLKIT_TENANCY: &[&str] = &[
     "switch-project",
 ];
 
-/// A personal API key with these scopes for the seeded user, made with `flagsctl` as an
-/// operator would: the API has no endpoint that creates keys (PostHog makes them in its web
-/// app). `make test` passes the DynamoDB endpoint and the table prefix of the served tables
-/// (DYNAMODB_ENDPOINT, E2E_TABLE_PREFIX; against `make dev` the prefix is empty).
-fn scoped_key(user_id: i64, scopes: &str) -> Check<String> {
+/// A personal API key with these scopes for the seeded user (restricted to `project` if given),
+/// made with `flagsctl` as an operator would: the API has no endpoint that creates keys (PostHog
+/// makes them in its web app). `make test` passes the DynamoDB endpoint and the table prefix of
+/// the served tables (DYNAMODB_ENDPOINT, E2E_TABLE_PREFIX; against `make dev` the prefix is
+/// empty).
+fn scoped_key(user_id: i64, scopes: &str, project: Option<i64>) -> Check<String> {
     let endpoint = std::env::var("DYNAMODB_ENDPOINT")
         .map_err(|_| "DYNAMODB_ENDPOINT is not set: run with `make test`".to_string())?;
     let prefix = std::env::var("E2E_TABLE_PREFIX").unwrap_or_default();
@@ -1826,6 +1854,7 @@ fn scoped_key(user_id: i64, scopes: &str) -> Check<String> {
             scopes,
         ])
         .args(["--label", "tool catalog test"])
+        .args(project.map(|p| format!("--projects={p}")))
         .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
         .env("TABLE_PREFIX", prefix)
         .output()
@@ -1869,7 +1898,7 @@ async fn agent_toolkit_lists_the_tools_of_the_key_scopes() {
     let mut keys = serde_json::Map::new();
     keys.insert("star".into(), json!(s.personal_api_key));
     for (label, scopes) in cases {
-        match scoped_key(user_id, scopes) {
+        match scoped_key(user_id, scopes, None) {
             Ok(key) => {
                 keys.insert(label.into(), json!(key));
             }
@@ -1926,7 +1955,7 @@ async fn agent_toolkit_lists_the_tools_of_the_key_scopes() {
             .filter(|t| !got.iter().any(|g| g == **t))
             .collect();
         ensure!(
-            missing.is_empty() && got.len() >= 40,
+            missing.is_empty() && got.len() == TOOLKIT_ALL,
             "getTools() lacks {missing:?} ({} tools: {got:?}); \
              GET /api/personal_api_keys/@current: {current:?}",
             got.len()
@@ -1966,10 +1995,46 @@ async fn agent_toolkit_lists_the_tools_of_the_key_scopes() {
             Ok(())
         })
         .await;
+    }
+
+    // The same scopes hold for the tool catalog: a read-only key's write is refused.
+    if let (Some(id), Some(read_key)) = (made, keys.get("flag-read").and_then(Value::as_str)) {
+        r.tool(
+            "the catalog with a feature_flag:read key: feature-flag-disable refused",
+            async {
+                let mut cat = Catalog::new(s);
+                cat.key = read_key.to_string();
+                let version = flag(s, id).await?["version"].clone();
+                match cat
+                    .call(
+                        "feature-flag-disable",
+                        json!({"id": id, "version": version}),
+                    )
+                    .await
+                {
+                    Ok(out) => Err(format!("a feature_flag:read key disabled flag {id}: {out}")),
+                    Err(e) => {
+                        // The CLI turns the 403 into "Permission denied" with the server's detail.
+                        ensure!(
+                            e.contains("missing required scope 'feature_flag:write'"),
+                            "expected a 403 naming the missing scope: {e}"
+                        );
+                        ensure!(
+                            flag(s, id).await?["active"] == true,
+                            "the flag was disabled anyway"
+                        );
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .await;
+    }
+    if let Some(id) = made {
         let _ = api(
             s,
             "PATCH",
-            &s.flags_path(&format!("{}/", made.unwrap_or_default())),
+            &s.flags_path(&format!("{id}/")),
             Some(&json!({"deleted": true})),
         )
         .await;
