@@ -881,3 +881,92 @@ async fn a_large_bulk_delete_corrects_every_static_cohort() {
     let left: Vec<&String> = left.iter().map(|p| &p.uuid).collect();
     assert_eq!(left, uuids[250..].iter().collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn the_list_filters_by_email_and_search_as_the_catalog_asks() {
+    let env = Env::new().await;
+    env.capture(json!([
+        {"event": "e", "distinct_id": "anna", "properties": {"$set": {"email": "anna@example.com", "name": "Anna Smith"}}},
+        {"event": "e", "distinct_id": "ben", "properties": {"$set": {"name": "Benjamin"}}},
+        {"event": "e", "distinct_id": "carl@example.com", "properties": {"$set": {"email": "carl@example.com"}}},
+        {"event": "e", "distinct_id": "carlos", "properties": {"$set": {"email": "carl@example.com.au"}}},
+    ]))
+    .await;
+    let names = |query: Vec<(&'static str, String)>| {
+        let env = &env;
+        async move {
+            let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = env.persons_get("", &pairs).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let mut names: Vec<String> = r.body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["distinct_ids"][0].as_str().unwrap().to_string())
+                .collect();
+            names.sort();
+            (names, r.body["next"].clone())
+        }
+    };
+    assert_eq!(names(vec![("search", "ANNA".into())]).await.0, ["anna"]);
+    assert_eq!(names(vec![("search", "jamin".into())]).await.0, ["ben"]);
+    assert_eq!(
+        names(vec![("search", "example.com".into())]).await.0,
+        ["anna", "carl@example.com", "carlos"]
+    );
+    // A whole email naming a distinct id, or a whole uuid, answers that person alone.
+    assert_eq!(
+        names(vec![("search", "carl@example.com".into())]).await.0,
+        ["carl@example.com"]
+    );
+    let ben = env.uuid("ben").await;
+    assert_eq!(names(vec![("search", ben.to_uppercase())]).await.0, ["ben"]);
+    assert_eq!(
+        names(vec![("email", "anna@example.com".into())]).await.0,
+        ["anna"]
+    );
+    assert!(
+        names(vec![("email", "ANNA@example.com".into())])
+            .await
+            .0
+            .is_empty()
+    );
+    assert_eq!(
+        names(vec![
+            ("email", "anna@example.com".into()),
+            ("distinct_id", "anna".into())
+        ])
+        .await
+        .0,
+        ["anna"]
+    );
+    assert!(
+        names(vec![
+            ("email", "x@y.z".into()),
+            ("distinct_id", "anna".into())
+        ])
+        .await
+        .0
+        .is_empty()
+    );
+
+    // Filtered pages follow `next` like the plain list.
+    let (first, next) = names(vec![("search", "example".into()), ("limit", "2".into())]).await;
+    assert_eq!(first.len(), 2);
+    let cursor = url::Url::parse(next.as_str().unwrap())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "cursor")
+        .unwrap()
+        .1
+        .to_string();
+    let (rest, _) = names(vec![
+        ("search", "example".into()),
+        ("limit", "2".into()),
+        ("cursor", cursor),
+    ])
+    .await;
+    let mut all = [first, rest].concat();
+    all.sort();
+    assert_eq!(all, ["anna", "carl@example.com", "carlos"]);
+}

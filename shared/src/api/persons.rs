@@ -6,7 +6,8 @@
 //!   sort keys), `limit` per page (default 100, at most 1000, as PostHog's
 //!   `PersonCursorPagination`), one Query each. Like PostHog's cursor pagination there is no
 //!   `count`; `next` is an absolute URL carrying an opaque `cursor`, and `previous` is always
-//!   `null` (pages only go forward).
+//!   `null` (pages only go forward). `email` (exact) and `search` (part of the email or name
+//!   property, a distinct id or the uuid) filter while walking, at most 5,000 persons a page.
 //! * `GET persons/{id}/` (`person:read`): one person by uuid (an integer id finds nobody:
 //!   persons have no integer key here).
 //! * `GET persons/cohorts/?person_id=` (`person:read` and `cohort:read`): `{"results": [cohort]}`.
@@ -26,7 +27,7 @@ use crate::http::{ApiRequest, ApiResponse};
 use crate::identity::Project;
 use crate::person::Person;
 use crate::service::PersonService;
-use crate::service::persons::{DeleteTarget, MAX_BULK_DELETE, MAX_UNSET_KEYS};
+use crate::service::persons::{DeleteTarget, MAX_BULK_DELETE, MAX_UNSET_KEYS, PersonFilter};
 use crate::store::{FlagStore, IdentityStore, PersonStore};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -91,12 +92,25 @@ async fn list<S: PersonStore + FlagStore + IdentityStore>(
     req: &ApiRequest,
     project: &Project,
 ) -> ApiResult<ApiResponse> {
+    let given = |name: &str| {
+        req.query_value(name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let filter = PersonFilter {
+        email: given("email"),
+        search: given("search"),
+    };
     if let Some(distinct_id) = req.query_value("distinct_id") {
         let found = ctx
             .store
             .person_by_distinct_id(project.id, distinct_id)
             .await?;
-        let results: Vec<Value> = found.iter().map(Person::representation).collect();
+        let results: Vec<Value> = found
+            .iter()
+            .filter(|p| filter.keeps(p))
+            .map(Person::representation)
+            .collect();
         return Ok(ApiResponse::ok(
             json!({"next": null, "previous": null, "results": results}),
         ));
@@ -114,7 +128,13 @@ async fn list<S: PersonStore + FlagStore + IdentityStore>(
         // DRF answers an undecodable cursor with 404 "Invalid cursor".
         return Err(ApiError::NotFound("Invalid cursor".into()));
     }
-    let (persons, next) = ctx.store.persons_page(project.id, cursor, limit).await?;
+    let (persons, next) = if filter == PersonFilter::default() {
+        ctx.store.persons_page(project.id, cursor, limit).await?
+    } else {
+        PersonService::new(ctx.store)
+            .filtered_page(project.id, &filter, cursor, limit)
+            .await?
+    };
     let next = next.map(|c| req.url_with(&[("cursor", c), ("limit", limit.to_string())], &[]));
     let results: Vec<Value> = persons.iter().map(Person::representation).collect();
     Ok(ApiResponse::ok(

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Map, Value};
 
+use super::persons::walk_persons;
 use super::retry_lost_races;
 use crate::cohort::{self, Cohort, CohortUpdate};
 use crate::error::{ApiError, ApiResult};
@@ -16,7 +17,8 @@ use crate::person::Person;
 use crate::store::{FlagStore, PersonStore, WriteError};
 use crate::time::Timestamp;
 
-/// Persons a property cohort's page evaluates at most (a handful of Queries).
+/// Persons a filtered page (a property cohort's persons, a persons search) reads at most (a
+/// handful of Queries).
 pub const MAX_SCANNED: usize = 5000;
 
 /// `add_persons_to_static_cohort` takes at most this many uuids (PostHog's
@@ -31,8 +33,7 @@ pub struct CohortService<'a, S> {
     store: &'a S,
 }
 
-/// One page of a cohort's persons, and the cursor of the next (`None` after the last).
-pub type PersonsPage = (Vec<Person>, Option<String>);
+pub use super::persons::PersonsPage;
 
 impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
     pub fn new(store: &'a S) -> Self {
@@ -434,9 +435,8 @@ impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
         Ok((persons, next))
     }
 
-    /// Walks the project's persons from `cursor`, evaluating the cohort, until `limit` match or
-    /// [`MAX_SCANNED`] were read. Pages never ask for more persons than free result slots, so
-    /// the persons cursor is exact.
+    /// Walks the project's persons from `cursor`, evaluating the cohort ([`walk_persons`]:
+    /// at most [`MAX_SCANNED`] read per page).
     async fn matching_persons(
         &self,
         project_id: i64,
@@ -447,35 +447,26 @@ impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
     ) -> ApiResult<PersonsPage> {
         let store = self.store;
         let cohorts = store.project_cohorts(project_id).await?;
-        let probe = CohortProbe::new(cohort.id, &cohorts);
-        let statics = probe.static_ids.clone();
-        let mut cursor = cursor.map(str::to_string);
-        let (mut found, mut scanned) = (Vec::new(), 0);
-        while found.len() < limit && scanned < MAX_SCANNED {
-            let (page, next) = store
-                .persons_page(project_id, cursor.as_deref(), limit - found.len())
-                .await?;
-            scanned += page.len().max(1);
+        let probe = &CohortProbe::new(cohort.id, &cohorts);
+        let statics = &probe.static_ids;
+        let keep = |page: Vec<Person>| async move {
             let memberships = if statics.is_empty() || page.is_empty() {
                 HashMap::new()
             } else {
                 let uuids: Vec<String> = page.iter().map(|p| p.uuid.clone()).collect();
                 store
-                    .static_memberships(project_id, &statics, &uuids)
+                    .static_memberships(project_id, statics, &uuids)
                     .await?
             };
-            for person in page {
-                let member_of = memberships.get(&person.uuid).map_or(&[][..], Vec::as_slice);
-                if probe.matches(&person, member_of, now) {
-                    found.push(person);
-                }
-            }
-            cursor = next;
-            if cursor.is_none() {
-                break;
-            }
-        }
-        Ok((found, cursor))
+            Ok(page
+                .into_iter()
+                .filter(|person| {
+                    let member_of = memberships.get(&person.uuid).map_or(&[][..], Vec::as_slice);
+                    probe.matches(person, member_of, now)
+                })
+                .collect())
+        };
+        walk_persons(store, project_id, cursor, limit, keep).await
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Map, Value};
 
+use super::cohorts::MAX_SCANNED;
 use super::{CohortService, retry_lost_races};
 use crate::cohort::Cohort;
 use crate::error::{ApiError, ApiResult};
@@ -273,6 +274,120 @@ impl<'a, S: FlagStore + PersonStore> PersonService<'a, S> {
         };
         retry_lost_races(person_busy, attempt).await
     }
+}
+
+/// What `GET persons/` filters by besides `distinct_id` (PostHog's `email` and `search`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PersonFilter {
+    /// The `email` property, exactly.
+    pub email: Option<String>,
+    /// Part of the email or name property, of a distinct id or of the uuid, any case.
+    pub search: Option<String>,
+}
+
+impl PersonFilter {
+    pub fn keeps(&self, person: &Person) -> bool {
+        let text = |key: &str| person.properties.get(key).and_then(Value::as_str);
+        if let Some(email) = &self.email
+            && text("email") != Some(email.as_str())
+        {
+            return false;
+        }
+        let Some(search) = &self.search else {
+            return true;
+        };
+        let needle = search.to_lowercase();
+        let has = |hay: &str| hay.to_lowercase().contains(&needle);
+        text("email").is_some_and(has)
+            || text("name").is_some_and(has)
+            || person.distinct_ids.iter().any(|d| has(d))
+            || has(&person.uuid)
+    }
+}
+
+impl<S: FlagStore + PersonStore> PersonService<'_, S> {
+    /// A page of the persons `filter` keeps, walking the project's persons from `cursor`
+    /// ([`walk_persons`]). A search term that is a whole uuid or email naming a person (by
+    /// uuid or distinct id) answers that person alone, as PostHog does.
+    pub async fn filtered_page(
+        &self,
+        project_id: i64,
+        filter: &PersonFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> ApiResult<PersonsPage> {
+        if cursor.is_none()
+            && let Some(term) = filter.search.as_deref().map(str::trim)
+        {
+            let exact = match uuid::Uuid::try_parse(term) {
+                Ok(uuid) => {
+                    self.store
+                        .person(project_id, &uuid.hyphenated().to_string())
+                        .await?
+                }
+                Err(_) => None,
+            };
+            let exact = match exact {
+                Some(person) => Some(person),
+                None if term.contains('@') || uuid::Uuid::try_parse(term).is_ok() => {
+                    if crate::limits::is_identifier(term) {
+                        self.store.person_by_distinct_id(project_id, term).await?
+                    } else {
+                        None
+                    }
+                }
+                None => None,
+            };
+            if let Some(person) = exact.filter(|p| {
+                PersonFilter {
+                    search: None,
+                    ..filter.clone()
+                }
+                .keeps(p)
+            }) {
+                return Ok((vec![person], None));
+            }
+        }
+        let keep = |page: Vec<Person>| async move {
+            Ok(page.into_iter().filter(|p| filter.keeps(p)).collect())
+        };
+        walk_persons(self.store, project_id, cursor, limit, keep).await
+    }
+}
+
+/// One page of persons, and the cursor of the next (`None` after the last).
+pub type PersonsPage = (Vec<Person>, Option<String>);
+
+/// Walks the project's persons in creation order from `cursor`, keeping what `keep` keeps of
+/// each page, until `limit` are kept or [`MAX_SCANNED`] were read (a handful of Queries), so a
+/// page may hold fewer than `limit` and still have a next cursor. Pages never ask for more
+/// persons than free result slots, so the cursor is exact.
+pub(crate) async fn walk_persons<S, F, Fut>(
+    store: &S,
+    project_id: i64,
+    cursor: Option<&str>,
+    limit: usize,
+    mut keep: F,
+) -> ApiResult<PersonsPage>
+where
+    S: PersonStore,
+    F: FnMut(Vec<Person>) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<Vec<Person>>>,
+{
+    let mut cursor = cursor.map(str::to_string);
+    let (mut found, mut scanned) = (Vec::new(), 0);
+    while found.len() < limit && scanned < MAX_SCANNED {
+        let (page, next) = store
+            .persons_page(project_id, cursor.as_deref(), limit - found.len())
+            .await?;
+        scanned += page.len().max(1);
+        found.extend(keep(page).await?);
+        cursor = next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok((found, cursor))
 }
 
 /// Whom a bulk delete names.
