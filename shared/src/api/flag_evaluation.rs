@@ -8,7 +8,6 @@ use serde_json::{Map, Value, json};
 use super::Context;
 use super::flag_view::FlagView;
 use crate::auth::Caller;
-use crate::cohort::Cohort;
 use crate::error::{ApiError, ApiResult};
 use crate::evaluation::snapshot::{EvaluationSnapshot, cohorts_for};
 use crate::evaluation::stored::{self, Answer, Prepared};
@@ -43,16 +42,8 @@ const MAX_FLAG_KEYS: usize = 1000;
 /// The project's flags as the engine sees them, read for one request.
 struct ProjectFlags {
     flags: Vec<Flag>,
-    cohorts: Vec<Cohort>,
     snapshot: EvaluationSnapshot,
     mapping: GroupTypeMapping,
-}
-
-impl ProjectFlags {
-    /// After flags were added: the engine's form again.
-    fn rebuild(&mut self) {
-        self.snapshot = EvaluationSnapshot::build(&self.flags, &self.cohorts);
-    }
 }
 
 /// Where the answer for one person comes from: who, which groups, which flags.
@@ -181,17 +172,31 @@ impl<S: EvaluationStore> FlagEvaluations<'_, S> {
 
     /// The project's flags, group types and the cohorts they name, prepared for the engine.
     async fn read_project(&self) -> ApiResult<ProjectFlags> {
+        Ok(self.read_project_probing(None).await?.0)
+    }
+
+    /// [`Self::read_project`], with the probes explaining `target` among the flags.
+    async fn read_project_probing(
+        &self,
+        target: Option<&Flag>,
+    ) -> ApiResult<(ProjectFlags, Probes)> {
         let store = self.ctx.store;
         let project_id = self.project.id;
-        let flags = store.project_flags(project_id).await?;
+        let mut flags = store.project_flags(project_id).await?;
         let group_types = store.group_types(project_id).await?;
         let cohorts = cohorts_for(store, project_id, &flags).await?;
-        Ok(ProjectFlags {
+        let probes = match target {
+            Some(target) => Probes::add(&mut flags, target),
+            None => Probes {
+                conditions: Vec::new(),
+            },
+        };
+        let project = ProjectFlags {
             snapshot: EvaluationSnapshot::build(&flags, &cohorts),
             mapping: GroupTypeMapping::new(group_types.into_iter().map(|g| (g.index, g.name))),
             flags,
-            cohorts,
-        })
+        };
+        Ok((project, probes))
     }
 
     /// The answer `/flags` would give this person, for every runtime.
@@ -261,8 +266,7 @@ impl<S: EvaluationStore> FlagEvaluations<'_, S> {
             }
             (None, None) => unreachable!("TestRequest::parse requires one"),
         };
-        let mut project = self.read_project().await?;
-        let probes = Probes::add(&mut project, &target);
+        let (project, probes) = self.read_project_probing(Some(&target)).await?;
         let keys = [target.key.clone()];
         let ask = Ask {
             distinct_id: &distinct_id,
@@ -271,8 +275,18 @@ impl<S: EvaluationStore> FlagEvaluations<'_, S> {
         };
         let answer = self.answer(&project, &ask).await;
         let record = answer.evaluations.flags.iter().find(|r| r.id == target.id);
+        // A disabled flag is `flag_disabled`; a soft-deleted one is not served at all, which
+        // PostHog reports as `flag_not_found`.
         let (result, reason) = match record {
             Some(r) => (r.value(), r.reason.clone()),
+            None if target.deleted => (
+                json!(false),
+                Reason {
+                    code: "flag_not_found".into(),
+                    condition_index: None,
+                    description: None,
+                },
+            ),
             None => (
                 json!(false),
                 Reason::from_code(ReasonCode::FlagDisabled, None),
@@ -470,7 +484,8 @@ struct ConditionProbe {
 }
 
 impl Probes {
-    fn add(project: &mut ProjectFlags, target: &Flag) -> Probes {
+    /// Adds the probe flags for `target` to `flags`.
+    fn add(flags: &mut Vec<Flag>, target: &Flag) -> Probes {
         let filters = target.effective_filters();
         let aggregation = filters
             .get("aggregation_group_type_index")
@@ -507,14 +522,14 @@ impl Probes {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            let properties_id = probe(Value::Object(everyone.clone()), &mut project.flags);
-            let rollout_id = probe(Value::Object(plain.clone()), &mut project.flags);
+            let properties_id = probe(Value::Object(everyone.clone()), flags);
+            let rollout_id = probe(Value::Object(plain.clone()), flags);
             let property_ids = properties
                 .into_iter()
                 .map(|p| {
                     let mut alone = everyone.clone();
                     alone.insert("properties".into(), json!([p]));
-                    probe(Value::Object(alone), &mut project.flags)
+                    probe(Value::Object(alone), flags)
                 })
                 .collect();
             conditions.push(ConditionProbe {
@@ -523,7 +538,6 @@ impl Probes {
                 property_ids,
             });
         }
-        project.rebuild();
         Probes { conditions }
     }
 

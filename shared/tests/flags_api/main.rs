@@ -26,6 +26,7 @@ mod flag_evaluation;
 mod lifecycle;
 mod limits;
 mod list;
+mod roomy;
 mod status;
 mod store;
 mod support;
