@@ -217,27 +217,7 @@ pub fn parse(body: &Map<String, Value>, partial: bool, creating: bool) -> ApiRes
 }
 
 fn text(attr: &str, v: &Value, allow_blank: bool, max: usize) -> ApiResult<String> {
-    let s = match v {
-        Value::String(s) => s.trim().to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::Null => return Err(ApiError::field(attr, "null", "This field may not be null.")),
-        _ => return Err(ApiError::invalid(attr, "Not a valid string.")),
-    };
-    if s.is_empty() && !allow_blank {
-        return Err(ApiError::field(
-            attr,
-            "blank",
-            "This field may not be blank.",
-        ));
-    }
-    if s.chars().count() > max {
-        return Err(ApiError::field(
-            attr,
-            "max_length",
-            format!("Ensure this field has no more than {max} characters."),
-        ));
-    }
-    Ok(s)
+    crate::python::char_field(attr, v, allow_blank, max)
 }
 
 fn stage(v: &Value) -> ApiResult<String> {

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::error::{ApiError, ApiResult};
+
 /// Python's `bool(value)`: empty containers, `""`, `0` and `None` are false.
 pub fn truthy(value: &Value) -> bool {
     match value {
@@ -42,6 +44,35 @@ pub fn str(value: &Value) -> String {
 /// which Python counts as whitespace and Rust does not.
 pub fn strip(text: &str) -> &str {
     text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+/// A DRF `CharField` (`trim_whitespace`, `allow_null=False`) read from JSON: strings stripped,
+/// numbers as text; null, other types, blank (unless allowed) and more than `max` characters are
+/// DRF's 400s naming `attr`.
+pub fn char_field(attr: &str, value: &Value, allow_blank: bool, max: usize) -> ApiResult<String> {
+    let text = match value {
+        Value::String(s) => strip(s).to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => {
+            return Err(ApiError::field(attr, "null", "This field may not be null."));
+        }
+        _ => return Err(ApiError::invalid(attr, "Not a valid string.")),
+    };
+    if text.is_empty() && !allow_blank {
+        return Err(ApiError::field(
+            attr,
+            "blank",
+            "This field may not be blank.",
+        ));
+    }
+    if text.chars().count() > max {
+        return Err(ApiError::field(
+            attr,
+            "max_length",
+            format!("Ensure this field has no more than {max} characters."),
+        ));
+    }
+    Ok(text)
 }
 
 /// PostHog's `str_to_bool` (query flags such as `?archived=`): only these spellings are true.

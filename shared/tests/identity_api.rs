@@ -256,7 +256,7 @@ async fn patching_me_renames_and_switches_organization_and_project() {
     assert_error(
         &r,
         400,
-        "invalid",
+        "invalid_input",
         "Team must belong to the same organization in set_current_organization.",
         Some("set_current_team"),
     );

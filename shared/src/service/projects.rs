@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::auth::{generate_key, hash_key};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{Organization, Project};
+use crate::python::char_field;
 use crate::retry::Backoff;
 use crate::store::{IdentityWrites, WriteError};
 use crate::time::Timestamp;
@@ -123,33 +124,7 @@ impl<'a, S: IdentityWrites> ProjectService<'a, S> {
 /// A project name from a request body, as DRF's `CharField(min_length=1, max_length=200)`
 /// reads it: strings and numbers, trimmed; not blank, not null, not too long.
 pub fn project_name(value: &Value) -> ApiResult<String> {
-    let text = match value {
-        Value::String(s) => s.trim().to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::Null => {
-            return Err(ApiError::field(
-                "name",
-                "null",
-                "This field may not be null.",
-            ));
-        }
-        _ => return Err(ApiError::field("name", "invalid", "Not a valid string.")),
-    };
-    if text.is_empty() {
-        return Err(ApiError::field(
-            "name",
-            "blank",
-            "This field may not be blank.",
-        ));
-    }
-    if text.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::field(
-            "name",
-            "max_length",
-            format!("Ensure this field has no more than {MAX_NAME_CHARS} characters."),
-        ));
-    }
-    Ok(text)
+    char_field("name", value, false, MAX_NAME_CHARS)
 }
 
 /// The project other than `except` whose name equals `name` ignoring case and surrounding
@@ -218,7 +193,7 @@ mod tests {
         };
         assert_eq!(code(json!("   ")), "blank");
         assert_eq!(code(json!(null)), "null");
-        assert_eq!(code(json!(["a"])), "invalid");
+        assert_eq!(code(json!(["a"])), "invalid_input");
         assert_eq!(code(json!("x".repeat(201))), "max_length");
         assert_eq!(
             project_name(&json!("é".repeat(200)))

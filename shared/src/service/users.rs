@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{Project, User};
+use crate::python::{char_field, type_name};
 use crate::store::{IdentityStore, IdentityWrites, UserChanges};
 
 /// Django's `first_name` / `last_name` columns hold 150 characters.
@@ -96,9 +97,8 @@ pub async fn apply<S: IdentityWrites>(store: &S, user: &User, update: UserUpdate
         (Some(org), project) => {
             let project = match project {
                 Some(p) if p.organization_id != org.id => {
-                    return Err(ApiError::field(
+                    return Err(ApiError::invalid(
                         "set_current_team",
-                        "invalid",
                         "Team must belong to the same organization in set_current_organization.",
                     ));
                 }
@@ -196,7 +196,7 @@ pub async fn update_home_settings<S: IdentityWrites>(
                 "not_a_list",
                 format!(
                     "Expected a list of items but got type \"{}\".",
-                    json_type(other)
+                    type_name(other)
                 ),
             ));
         }
@@ -255,12 +255,11 @@ fn pinned(tab: &Value) -> Value {
 /// others dropped; then pinned.
 fn pinned_tab(tab: &Value, attr: &str) -> ApiResult<Value> {
     let Value::Object(fields) = tab else {
-        return Err(ApiError::field(
+        return Err(ApiError::invalid(
             attr,
-            "invalid",
             format!(
                 "Invalid data. Expected a dictionary, but got {}.",
-                json_type(tab)
+                type_name(tab)
             ),
         ));
     };
@@ -285,7 +284,7 @@ fn pinned_tab(tab: &Value, attr: &str) -> ApiResult<Value> {
                 kept.insert(name.into(), Value::Null);
             }
             Some(value) => {
-                let text = text(value, &at, 2000, allow_blank)?;
+                let text = char_field(&at, value, allow_blank, 2000)?;
                 kept.insert(name.into(), Value::String(text));
             }
         }
@@ -296,9 +295,8 @@ fn pinned_tab(tab: &Value, attr: &str) -> ApiResult<Value> {
     match fields.get("pinned") {
         None | Some(Value::Bool(_)) => {}
         Some(_) => {
-            return Err(ApiError::field(
+            return Err(ApiError::invalid(
                 &format!("{attr}__pinned"),
-                "invalid",
                 "Must be a valid boolean.",
             ));
         }
@@ -317,44 +315,8 @@ fn optional_text(
     allow_blank: bool,
 ) -> ApiResult<Option<String>> {
     body.get(attr)
-        .map(|value| text(value, attr, max, allow_blank))
+        .map(|value| char_field(attr, value, allow_blank, max))
         .transpose()
-}
-
-fn text(value: &Value, attr: &str, max: usize, allow_blank: bool) -> ApiResult<String> {
-    let text = match value {
-        Value::String(s) => s.trim().to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::Null => return Err(ApiError::field(attr, "null", "This field may not be null.")),
-        _ => return Err(ApiError::field(attr, "invalid", "Not a valid string.")),
-    };
-    if text.is_empty() && !allow_blank {
-        return Err(ApiError::field(
-            attr,
-            "blank",
-            "This field may not be blank.",
-        ));
-    }
-    if text.chars().count() > max {
-        return Err(ApiError::field(
-            attr,
-            "max_length",
-            format!("Ensure this field has no more than {max} characters."),
-        ));
-    }
-    Ok(text)
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
 }
 
 #[cfg(test)]
