@@ -609,3 +609,40 @@ fn a_rollout_keeps_encrypted_payloads_readable() {
         );
     });
 }
+
+#[test]
+fn rolling_a_group_flag_out_serves_every_group_of_its_type() {
+    roomy(|| async {
+        let w = World::new().await;
+        let company = shared::store::GroupType {
+            project_id: w.project.id,
+            index: 0,
+            name: "company".into(),
+        };
+        w.store.create_group_type(&company).await.unwrap();
+        let id = create_id(
+            &w,
+            json!({"key": "companies", "filters": {"aggregation_group_type_index": 0, "groups": [
+                {"properties": [{"key": "name", "type": "group", "group_type_index": 0, "value": "acme", "operator": "exact"}],
+                 "rollout_percentage": 100}]}}),
+        )
+        .await;
+        let shown = act_ok(&w, id, "roll_out_to_everyone", json!({"version": 1})).await;
+        assert_eq!(shown["filters"]["aggregation_group_type_index"], 0);
+        let reasons = |groups: &'static str| {
+            let req = w
+                .req("GET", "evaluation_reasons/")
+                .with_query("distinct_id", "u")
+                .with_query("groups", groups);
+            w.send(req)
+        };
+        let with = reasons("{\"company\": \"globex\"}").await;
+        assert_eq!(with.body["companies"]["value"], true, "{}", with.body);
+        let without = reasons("{}").await;
+        assert_eq!(
+            without.body["companies"]["value"], false,
+            "{}",
+            without.body
+        );
+    });
+}
