@@ -37,8 +37,18 @@ struct Server {
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // This server runs debug builds, whose handler frames are several times larger than the
+    // release builds Lambda runs; roomy worker stacks keep a deep request from aborting the
+    // whole process (every function shares it).
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(16 * 1024 * 1024)
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     shared::api::tracing_subscriber_init();
     let args = Args::parse(std::env::args().skip(1))?;
     let template = std::fs::read_to_string(&args.template)
@@ -76,11 +86,17 @@ impl Server {
         let method = req.method().as_str().to_string();
         let path = req.uri().path().to_string();
         let response = self.dispatch(req).await;
-        tracing::info!(
-            "{method} {path} {} {:.1} ms",
+        let (status, ms) = (
             response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1e3
+            started.elapsed().as_secs_f64() * 1e3,
         );
+        // The pumps' Invoke API calls (the schedule pump's every few seconds) are not client
+        // traffic: logged only with RUST_LOG=debug.
+        if path.starts_with("/2015-03-31/functions/") {
+            tracing::debug!("{method} {path} {status} {ms:.1} ms");
+        } else {
+            tracing::info!("{method} {path} {status} {ms:.1} ms");
+        }
         response
     }
 
