@@ -9,7 +9,7 @@ use super::Context;
 use super::flag_view::FlagView;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::flag::Flag;
+use crate::flag::{Flag, input};
 use crate::http::ApiResponse;
 use crate::identity::{Project, UserSummary};
 use crate::service::flags::{ConditionRollout, deleted_flag_message};
@@ -188,22 +188,9 @@ fn min_value(attr: &str, min: i64) -> ApiError {
     )
 }
 
-/// DRF `IntegerField`: integers, whole floats and numeric strings.
+/// DRF `IntegerField` (the flag fields' reading), null refused.
 fn integer(attr: &str, raw: &Value) -> ApiResult<i64> {
-    let bad = || ApiError::invalid(attr, "A valid integer is required.");
-    match raw {
-        Value::Null => Err(null(attr)),
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
-                    .map(|f| f as i64)
-            })
-            .ok_or_else(bad),
-        Value::String(s) => s.trim().parse().map_err(|_| bad()),
-        _ => Err(bad()),
-    }
+    input::integer(attr, raw)?.ok_or_else(|| null(attr))
 }
 
 /// DRF `FloatField`: finite numbers and numeric strings.

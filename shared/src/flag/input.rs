@@ -241,7 +241,7 @@ fn nullable_boolean(attr: &str, v: &Value) -> ApiResult<Option<bool>> {
 }
 
 /// DRF `IntegerField`; null means "not sent".
-fn integer(attr: &str, v: &Value) -> ApiResult<Option<i64>> {
+pub(crate) fn integer(attr: &str, v: &Value) -> ApiResult<Option<i64>> {
     let bad = || ApiError::invalid(attr, "A valid integer is required.");
     match v {
         Value::Null => Ok(None),

@@ -5,10 +5,10 @@
 
 use serde_json::{Value, json};
 use shared::activity::ActivityEntry;
-use shared::cohort::Cohort;
 use shared::store::{ActivityStore, CohortStore, DefinitionsStore};
 
 use crate::common::{World, assert_error};
+use crate::flag_evaluation::pro_cohort;
 use crate::roomy::roomy;
 use crate::support::*;
 
@@ -288,15 +288,7 @@ fn deleted_and_unknown_flags_are_refused() {
 fn enabling_or_unarchiving_a_flag_on_a_deleted_cohort_is_refused() {
     roomy(|| async {
         let w = World::new().await;
-        let mut pros = Cohort::new(
-            w.store.next_cohort_id().await.unwrap(),
-            w.project.id,
-            None,
-            chrono::Utc::now(),
-        );
-        pros.filters = json!({"properties": {"type": "AND", "values": [
-            {"key": "plan", "type": "person", "value": "pro", "operator": "exact"}]}});
-        let mut pros = w.store.write_cohort(&pros, true).await.unwrap().unwrap();
+        let mut pros = pro_cohort(&w).await;
         let cohort = pros.id;
         let filters = json!({"groups": [{"properties": [
             {"key": "id", "type": "cohort", "value": cohort, "operator": "in"}], "rollout_percentage": 100}]});

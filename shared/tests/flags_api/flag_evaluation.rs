@@ -86,7 +86,8 @@ fn plan_is(plan: &str) -> Value {
         {"key": "plan", "type": "person", "value": plan, "operator": "exact"}], "rollout_percentage": 100}]})
 }
 
-async fn pro_cohort(w: &World) -> i64 {
+/// A stored property cohort of the `plan: pro` persons.
+pub async fn pro_cohort(w: &World) -> Cohort {
     let mut pros = Cohort::new(
         w.store.next_cohort_id().await.unwrap(),
         w.project.id,
@@ -95,7 +96,7 @@ async fn pro_cohort(w: &World) -> i64 {
     );
     pros.filters = json!({"properties": {"type": "AND", "values": [
         {"key": "plan", "type": "person", "value": "pro", "operator": "exact"}]}});
-    w.store.write_cohort(&pros, true).await.unwrap().unwrap().id
+    w.store.write_cohort(&pros, true).await.unwrap().unwrap()
 }
 
 #[test]
@@ -108,7 +109,7 @@ fn evaluation_reasons_explain_what_flags_serves_a_stored_person() {
             json!({"plan": "pro", "email": "a@x.com"}),
         )
         .await;
-        let cohort = pro_cohort(&w).await;
+        let cohort = pro_cohort(&w).await.id;
         create_id(&w, json!({"key": "pro-only", "filters": plan_is("pro")})).await;
         create_id(&w, json!({"key": "free-only", "filters": plan_is("free")})).await;
         create_id(&w, json!({"key": "nobody", "filters": everyone(0)})).await;
@@ -193,37 +194,31 @@ fn evaluation_reasons_take_flag_keys_and_check_their_query() {
             assert_eq!(keys, ["off", "pro-only"], "{query:?}");
         }
 
-        assert_error(
-            &get_with(&w, "evaluation_reasons/", &[]).await,
-            400,
-            "required",
-            "This field is required.",
-            Some("distinct_id"),
-        );
-        assert_error(
-            &get_with(
-                &w,
-                "evaluation_reasons/",
-                &[("distinct_id", "a"), ("groups", "{nope")],
-            )
-            .await,
-            400,
-            "invalid_input",
-            "Invalid JSON in groups parameter",
-            Some("groups"),
-        );
-        assert_error(
-            &get_with(
-                &w,
-                "evaluation_reasons/",
-                &[("distinct_id", "a"), ("groups", "[1]")],
-            )
-            .await,
-            400,
-            "invalid_input",
-            "groups must be a JSON object",
-            Some("groups"),
-        );
+        let bad = [
+            (vec![], "required", "This field is required.", "distinct_id"),
+            (
+                vec![("distinct_id", "a"), ("groups", "{nope")],
+                "invalid_input",
+                "Invalid JSON in groups parameter",
+                "groups",
+            ),
+            (
+                vec![("distinct_id", "a"), ("groups", "[1]")],
+                "invalid_input",
+                "groups must be a JSON object",
+                "groups",
+            ),
+            (
+                vec![("distinct_id", "a"), ("flag_keys", "[1")],
+                "invalid_input",
+                "Invalid JSON in flag_keys parameter",
+                "flag_keys",
+            ),
+        ];
+        for (query, code, detail, attr) in bad {
+            let r = get_with(&w, "evaluation_reasons/", &query).await;
+            assert_error(&r, 400, code, detail, Some(attr));
+        }
     });
 }
 
