@@ -183,15 +183,8 @@ impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
                 "Person with this UUID does not exist in the cohort's team".into(),
             ));
         }
-        let removed = self
-            .store
-            .remove_cohort_members(project_id, cohort_id, &[uuid])
-            .await?;
-        if !removed.is_empty() {
-            self.adjust_count(project_id, cohort_id, -(removed.len() as i64), now)
-                .await?;
-        }
-        Ok(())
+        self.remove_members(project_id, cohort_id, &[uuid], now)
+            .await
     }
 
     /// Takes deleted persons out of every static cohort of the project (deleted cohorts too:
@@ -240,14 +233,27 @@ impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
             }
         }
         for (cohort_id, uuids) in members {
-            let removed = self
-                .store
-                .remove_cohort_members(project_id, cohort_id, &uuids)
+            self.remove_members(project_id, cohort_id, &uuids, now)
                 .await?;
-            if !removed.is_empty() {
-                self.adjust_count(project_id, cohort_id, -(removed.len() as i64), now)
-                    .await?;
-            }
+        }
+        Ok(())
+    }
+
+    /// Removes memberships, lowering `count` by those this call removed.
+    async fn remove_members(
+        &self,
+        project_id: i64,
+        cohort_id: i64,
+        uuids: &[String],
+        now: Timestamp,
+    ) -> ApiResult<()> {
+        let removed = self
+            .store
+            .remove_cohort_members(project_id, cohort_id, uuids)
+            .await?;
+        if !removed.is_empty() {
+            self.adjust_count(project_id, cohort_id, -(removed.len() as i64), now)
+                .await?;
         }
         Ok(())
     }
