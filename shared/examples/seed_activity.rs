@@ -66,6 +66,7 @@ async fn rename(store: &DynamoStore, project: i64, id: i64, n: u32) -> Result<()
             purge: Vec::new(),
             feature: None,
             dashboard: None,
+            schedule: None,
         };
         match store.write_flag(write).await {
             Ok(_) => return Ok(()),

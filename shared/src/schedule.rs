@@ -503,7 +503,7 @@ pub fn parse(body: &Map<String, Value>, required: bool) -> ApiResult<Input> {
         }
     }
     if let Some(v) = field("record_id") {
-        input.record_id = Some(char_field("record_id", v, MAX_RECORD_ID, false)?);
+        input.record_id = Some(python::char_field("record_id", v, false, MAX_RECORD_ID)?);
     }
     if let Some(v) = field("model_name") {
         let text = not_null("model_name", v)?;
@@ -541,7 +541,7 @@ pub fn parse(body: &Map<String, Value>, required: bool) -> ApiResult<Input> {
         input.cron_expression = Some(match v {
             Value::Null => None,
             // The model field is blank=True: an empty expression means none.
-            other => Some(char_field("cron_expression", other, MAX_CRON, true)?)
+            other => Some(python::char_field("cron_expression", other, true, MAX_CRON)?)
                 .filter(|s| !s.is_empty()),
         });
     }
@@ -706,31 +706,6 @@ fn invalid_choice(attr: &str, given: &str) -> ApiError {
         "invalid_choice",
         format!("\"{given}\" is not a valid choice."),
     )
-}
-
-/// DRF `CharField`: strings and numbers (as text), trimmed; blank only where allowed.
-fn char_field(attr: &str, v: &Value, max: usize, allow_blank: bool) -> ApiResult<String> {
-    let text = match v {
-        Value::Null => return Err(null_error(attr)),
-        Value::String(s) => python::strip(s).to_string(),
-        Value::Number(_) => python::str(v),
-        _ => return Err(ApiError::invalid(attr, "Not a valid string.")),
-    };
-    if text.is_empty() && !allow_blank {
-        return Err(ApiError::field(
-            attr,
-            "blank",
-            "This field may not be blank.",
-        ));
-    }
-    if text.chars().count() > max {
-        return Err(ApiError::field(
-            attr,
-            "max_length",
-            format!("Ensure this field has no more than {max} characters."),
-        ));
-    }
-    Ok(text)
 }
 
 /// DRF `DateTimeField` (naive values are UTC, as the project's timezone is).

@@ -180,9 +180,15 @@ impl<'a, S: FlagStore + FeatureStore + ScheduleStore> ScheduleService<'a, S> {
         let due = self.store.due_schedules(now, RUN_LIMIT).await?;
         let mut outcomes = Vec::with_capacity(due.len());
         for (project_id, id) in due {
-            let outcome = self.run(project_id, id, now).await?;
-            tracing::info!(project_id, id, ?outcome, "scheduled change");
-            outcomes.push((project_id, id, outcome));
+            match self.run(project_id, id, now).await {
+                Ok(outcome) => {
+                    tracing::info!(project_id, id, ?outcome, "scheduled change");
+                    outcomes.push((project_id, id, outcome));
+                }
+                // The store failed around the run (reading the change, recording a failure):
+                // nothing was decided, the change stays due and the next tick tries again.
+                Err(error) => tracing::error!(project_id, id, ?error, "scheduled change"),
+            }
         }
         Ok(outcomes)
     }
