@@ -122,13 +122,9 @@ impl<S: FlagStore + FeatureStore> FlagService<'_, S> {
         expected: Expected,
         now: Timestamp,
     ) -> ApiResult<Flag> {
-        let cipher = self.cipher;
-        let changes = Changes::action_from_stored(move |stored: &Flag| {
-            refuse_deleted(stored, "rolling it out")?;
-            let filters = rolled_out_to_everyone(&plain_filters(cipher, stored), variant_key)?;
-            Ok(filters_body(stored, cipher, filters))
-        })
-        .expecting(Some(expected));
+        let changes = filters_change(self.cipher, "rolling it out", expected, move |filters| {
+            rolled_out_to_everyone(filters, variant_key)
+        });
         self.update(project_id, actor, flag_id, changes, now).await
     }
 
@@ -142,13 +138,12 @@ impl<S: FlagStore + FeatureStore> FlagService<'_, S> {
         expected: Expected,
         now: Timestamp,
     ) -> ApiResult<Flag> {
-        let cipher = self.cipher;
-        let changes = Changes::action_from_stored(move |stored: &Flag| {
-            refuse_deleted(stored, "changing its rollout")?;
-            let filters = with_condition_rollout(&plain_filters(cipher, stored), rollout)?;
-            Ok(filters_body(stored, cipher, filters))
-        })
-        .expecting(Some(expected));
+        let changes = filters_change(
+            self.cipher,
+            "changing its rollout",
+            expected,
+            move |filters| with_condition_rollout(filters, rollout),
+        );
         self.update(project_id, actor, flag_id, changes, now).await
     }
 
@@ -162,6 +157,22 @@ impl<S: FlagStore + FeatureStore> FlagService<'_, S> {
         }
         Ok(cohort::refs(&self.store.project_cohorts(project_id).await?))
     }
+}
+
+/// A rollout action: `transform` of the stored filters (in plain text), on a live flag, with
+/// PostHog's strict version check.
+fn filters_change<'c>(
+    cipher: &'c PayloadCipher,
+    restore_hint: &'static str,
+    expected: Expected,
+    transform: impl Fn(&Value) -> ApiResult<Value> + Send + Sync + 'c,
+) -> Changes<'c> {
+    Changes::action_from_stored(move |stored: &Flag| {
+        refuse_deleted(stored, restore_hint)?;
+        let filters = transform(&plain_filters(cipher, stored))?;
+        Ok(filters_body(stored, cipher, filters))
+    })
+    .expecting(Some(expected))
 }
 
 fn refuse_deleted(stored: &Flag, hint: &str) -> ApiResult<()> {
