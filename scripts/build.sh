@@ -18,6 +18,10 @@ else
     log "rustup not found: make sure the aarch64-unknown-linux-gnu standard library is installed"
 fi
 
+# The console function compiles console/dist in (functions/console/build.rs): build it first
+# (skipped when unchanged; `make setup` installed its npm dependencies).
+node console/build.mjs
+
 started=$SECONDS
 SAM_CLI_TELEMETRY=0 sam build "$@"
 log "sam build took $((SECONDS - started))s"

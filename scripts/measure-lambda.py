@@ -18,7 +18,7 @@ function per cargo invocation as `sam build` does: one invocation for several `-
 `shared` features, and each binary would then carry every listed function's handlers:
 
     for f in feature-flags activity early-access-features flags persons cohorts dashboards identity \\
-            cohort-jobs scheduled-changes api-schema; do
+            cohort-jobs scheduled-changes api-schema console; do
         PATH=.venv/bin:$PATH cargo lambda build --release --x86-64 \\
             --lambda-dir target/lambda-x86_64 -p "$f"
     done

@@ -8,6 +8,8 @@
 #                  PostHog's MCP tool catalog from the posthog-cli crate on crates.io
 #                  (tests/tool_catalog.rs drives it with node)
 #   chromium       Debian's, with apt, only when /usr/bin/chromium is missing: the browser e2e
+#   console/       the web console: npm ci of console/package-lock.json, then its build into
+#                  console/dist (compiled into the console function)
 #                  test (tests/browser.rs) drives it through Playwright, which never downloads one
 # Nothing else is installed system-wide; `make setup` can be re-run at any time.
 set -euo pipefail
@@ -111,3 +113,18 @@ else
     printf '%s\n' "$POSTHOG_CLI_VERSION" >"$phcli_stamp"
     rm -rf "$scratch"
 fi
+
+# The web console (console/, served by the console function, docs/console.md): its own npm
+# dependencies, exactly those of console/package-lock.json (`npm ci`, redone only when the lock
+# file changes), then its build into console/dist, which functions/console compiles in
+# (console/build.mjs skips an unchanged build and prints the JavaScript bundle budget).
+console_stamp=console/node_modules/.setup-lock
+console_lock="$(sha256sum console/package-lock.json | cut -d' ' -f1)"
+if [[ -f "$console_stamp" && "$(cat "$console_stamp")" == "$console_lock" ]]; then
+    log "console/node_modules up to date"
+else
+    log "installing the console's npm dependencies (console/package-lock.json)"
+    (cd console && npm ci --no-audit --no-fund --loglevel=error >&2)
+    printf '%s\n' "$console_lock" >"$console_stamp"
+fi
+node console/build.mjs

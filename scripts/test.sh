@@ -67,6 +67,16 @@ trap 'exit 143' TERM
 
 step() { log "== $* ($((SECONDS - started))s)"; }
 
+# The console's assets are compiled into the console function (and so into local-api): built
+# first (console/build.mjs skips an unchanged build); with the whole suite its unit tests run too.
+if (($# == 0)); then
+    step "console: build, unit tests (node --test)"
+    node console/build.mjs --test
+else
+    step "console: build"
+    node console/build.mjs
+fi
+
 if (($# == 0)); then
     step "cargo fmt --check"
     cargo fmt --all --check

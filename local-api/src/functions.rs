@@ -12,6 +12,8 @@ use shared::store::dynamo::DynamoStore;
 enum Handler {
     Shared(Function),
     Schema,
+    /// The web console's page and assets (compiled in).
+    Console,
     /// The cohorts stream worker: invoked, never routed.
     CohortJobs(DynamoStore),
     /// The scheduled-changes executor: invoked (by scripts/schedule-pump.py), never routed.
@@ -42,6 +44,7 @@ impl Functions {
             let handler = match (group, name.as_str()) {
                 (Some(group), _) => Handler::Shared(Function::from_env(group).await),
                 (None, "api-schema") => Handler::Schema,
+                (None, "console") => Handler::Console,
                 (None, "cohort-jobs") => Handler::CohortJobs(DynamoStore::from_env().await),
                 (None, "scheduled-changes") => Handler::ScheduledChanges(
                     DynamoStore::from_env().await,
@@ -63,6 +66,7 @@ impl Functions {
         match self.handlers.get(name) {
             Some(Handler::Shared(function)) => function.call(&request).await,
             Some(Handler::Schema) => api_schema::handle(&request),
+            Some(Handler::Console) => console::handle(&request),
             _ => crate::gateway::gateway_error(500, "Internal Server Error"),
         }
     }

@@ -18,6 +18,9 @@ pub struct Route {
 enum Segment {
     Literal(String),
     Param(String),
+    /// `{name+}`, API Gateway's greedy variable: the last segment, matching one or more
+    /// segments (the rest of the path, slashes included).
+    Greedy(String),
 }
 
 /// A request matched to its route, with the path parameters API Gateway would pass.
@@ -32,7 +35,10 @@ impl Route {
         let segments = split(path)
             .map(
                 |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(name) => Segment::Param(name.to_string()),
+                    Some(name) => match name.strip_suffix('+') {
+                        Some(greedy) => Segment::Greedy(greedy.to_string()),
+                        None => Segment::Param(name.to_string()),
+                    },
                     None => Segment::Literal(s.to_string()),
                 },
             )
@@ -52,12 +58,27 @@ impl Route {
 
     fn params(&self, path: &str) -> Option<Vec<(String, String)>> {
         let parts: Vec<&str> = split(path).collect();
-        if parts.len() != self.segments.len() {
+        let greedy = matches!(self.segments.last(), Some(Segment::Greedy(_)));
+        let fits = if greedy {
+            parts.len() >= self.segments.len()
+        } else {
+            parts.len() == self.segments.len()
+        };
+        if !fits {
             return None;
         }
         let mut params = Vec::new();
-        for (segment, part) in self.segments.iter().zip(parts) {
+        for (i, (segment, part)) in self.segments.iter().zip(&parts).enumerate() {
+            let part = *part;
             match segment {
+                // The rest of the path as API Gateway passes it: not empty, decoded.
+                Segment::Greedy(name) => {
+                    let rest = parts[i..].join("/");
+                    if rest.is_empty() {
+                        return None;
+                    }
+                    params.push((name.clone(), decode(&rest)));
+                }
                 Segment::Literal(l) if l == part => {}
                 Segment::Literal(_) => return None,
                 // A parameter matches one non-empty segment; API Gateway passes it decoded.
@@ -69,7 +90,7 @@ impl Route {
     }
 
     /// Literal segments outrank parameters, earliest first (`/feature_flags/activity` beats
-    /// `/feature_flags/{id}`).
+    /// `/feature_flags/{id}`); a greedy variable counts as a parameter.
     fn specificity(&self) -> Vec<bool> {
         self.segments
             .iter()
@@ -207,5 +228,28 @@ mod tests {
                 .is_none()
         );
         assert!(routes.find("BREW", "/flags/").is_none());
+    }
+
+    #[test]
+    fn greedy_variables_take_the_rest_of_the_path_and_the_root_is_a_route() {
+        let routes = routes();
+        let m = routes.find("GET", "/").unwrap();
+        assert_eq!((m.route.function.as_str(), m.params.len()), ("console", 0));
+        let m = routes.find("GET", "/project/1/feature-flags/12").unwrap();
+        assert_eq!(m.route.function, "console");
+        assert_eq!(
+            m.params,
+            vec![("proxy".into(), "1/feature-flags/12".into())]
+        );
+        let m = routes.find("GET", "/console/app-X1.js").unwrap();
+        assert_eq!(m.params, vec![("proxy".into(), "app-X1.js".into())]);
+        assert!(routes.find("GET", "/project/").is_none());
+        assert!(routes.find("GET", "/project").is_none());
+        assert!(routes.find("POST", "/project/1/feature_flags").is_none());
+        // A longer literal route still wins over a greedy one.
+        let m = routes
+            .find("GET", "/api/projects/7/feature_flags/12/")
+            .unwrap();
+        assert_eq!(m.route.function, "feature-flags");
     }
 }
