@@ -30,7 +30,11 @@ pub async fn handle<S: EvaluationStore + IdentityStore>(
     ctx: &Context<'_, S>,
     req: &ApiRequest,
 ) -> ApiResponse {
-    route(ctx, req).await.unwrap_or_else(ApiResponse::from)
+    // Boxed: a flag write's future is large in debug builds (~1.8 MB), too large for a 2 MB
+    // thread stack when a caller keeps it there (tests' block_on); on the heap it costs nothing.
+    Box::pin(route(ctx, req))
+        .await
+        .unwrap_or_else(ApiResponse::from)
 }
 
 async fn route<S: EvaluationStore + IdentityStore>(
