@@ -127,17 +127,19 @@ fn key_schema(keys: &[KeySpec]) -> Result<Vec<KeySchemaElement>, ApiError> {
         .collect()
 }
 
+fn attribute(a: &AttributeSpec) -> Result<AttributeDefinition, ApiError> {
+    AttributeDefinition::builder()
+        .attribute_name(&a.attribute_name)
+        .attribute_type(ScalarAttributeType::from(a.attribute_type.as_str()))
+        .build()
+        .map_err(ApiError::internal)
+}
+
 async fn create_table(client: &Client, name: &str, spec: &TableSpec) -> Result<(), ApiError> {
     let attributes = spec
         .attribute_definitions
         .iter()
-        .map(|a| {
-            AttributeDefinition::builder()
-                .attribute_name(&a.attribute_name)
-                .attribute_type(ScalarAttributeType::from(a.attribute_type.as_str()))
-                .build()
-                .map_err(ApiError::internal)
-        })
+        .map(attribute)
         .collect::<Result<Vec<_>, _>>()?;
     let indexes = spec
         .global_secondary_indexes
@@ -209,13 +211,7 @@ async fn add_missing_indexes(
                     .iter()
                     .find(|a| a.attribute_name == k.attribute_name)
             })
-            .map(|a| {
-                AttributeDefinition::builder()
-                    .attribute_name(&a.attribute_name)
-                    .attribute_type(ScalarAttributeType::from(a.attribute_type.as_str()))
-                    .build()
-                    .map_err(ApiError::internal)
-            })
+            .map(attribute)
             .collect::<Result<Vec<_>, _>>()?;
         let create = CreateGlobalSecondaryIndexAction::builder()
             .index_name(&index.index_name)
