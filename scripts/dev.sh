@@ -57,7 +57,8 @@ else
 fi
 endpoint="http://127.0.0.1:$DDB_PORT"
 
-log "building flagsctl and the local API server"
+log "building the console, flagsctl and the local API server"
+node console/build.mjs
 cargo build --quiet -p flagsctl -p local-api
 
 # Table names are the template's defaults under TABLE_PREFIX (empty by default); FLAGS_TABLE
@@ -90,25 +91,29 @@ start_api() {
 
 log "serving http://127.0.0.1:$API_PORT (Ctrl-C stops everything)"
 start_api
+log "web console: http://127.0.0.1:$API_PORT/ (sign in with the personal_api_key above; docs/console.md)"
 # DynamoDB Local's cohorts stream → the cohort-jobs function (Lambda's event source locally).
 start_cohort_pump "$endpoint" "${table_prefix}cohorts" "$API_PORT" .local/cohort-pump.log
 # Due scheduled flag changes → the scheduled-changes function (EventBridge Scheduler locally).
 start_schedule_pump "$API_PORT" .local/schedule-pump.log
 
-# Hot reload: after an edit to the Rust sources or the template, rebuild; on success swap the
-# server (a failed build keeps the running one and shows the compiler's errors).
+# Hot reload: after an edit to the Rust sources, the console's sources or the template, rebuild;
+# on success swap the server (a failed build keeps the running one and shows the errors).
 stamp=.local/dev-build.stamp
 touch "$stamp"
 while kill -0 "$API_PID" 2>/dev/null; do
     sleep 1
     # What the server is built from: sources, manifests, the template and the document.
     changed="$(find shared/src functions/*/src local-api/src Cargo.toml ./*/Cargo.toml \
-        functions/*/Cargo.toml template.yaml openapi.yaml -newer "$stamp" \
-        \( -name '*.rs' -o -name '*.toml' -o -name '*.yaml' \) -print -quit)"
+        functions/*/Cargo.toml template.yaml openapi.yaml console/src -newer "$stamp" \
+        \( -name '*.rs' -o -name '*.toml' -o -name '*.yaml' -o -name '*.ts' -o -name '*.tsx' \
+        -o -name '*.css' -o -name '*.html' \) -print -quit)"
     [[ -n "$changed" ]] || continue
     touch "$stamp"
     log "$changed changed: rebuilding"
-    if cargo build --quiet -p local-api; then
+    # The console's assets are compiled into the console function: rebuilt first (if unchanged,
+    # console/build.mjs skips it).
+    if node console/build.mjs && cargo build --quiet -p local-api; then
         stop_pid "$API_PID" TERM 20
         start_api
         log "restarted the local API server (pid $API_PID)"

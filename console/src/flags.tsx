@@ -242,7 +242,13 @@ function ToggleDialog(props: { project: string; flag: Flag; onDone: (f: Flag | n
 type Tab = "overview" | "test" | "history" | "usage" | "schedule";
 
 export function FlagPage(props: { project: string; id: string }) {
-  if (props.id === "new") return <FlagEditor project={props.project} flag={null} onSaved={(f) => navigate(`/project/${props.project}/feature_flags/${f.id}`, true)} />;
+  // Separate components, so a page never changes its hooks when "new" becomes an id.
+  if (props.id === "new")
+    return <FlagEditor project={props.project} flag={null} onSaved={(f) => navigate(`/project/${props.project}/feature_flags/${f.id}`, true)} />;
+  return <ExistingFlag project={props.project} id={props.id} key={props.id} />;
+}
+
+function ExistingFlag(props: { project: string; id: string }) {
   const flag = useLoad<Flag>(() => api("GET", flagsPath(props.project, `${props.id}/`)), [props.project, props.id]);
   const [tab, setTab] = useState<Tab>("overview");
   if (flag.loading && !flag.data) return <Loading what="the flag" />;
@@ -518,6 +524,18 @@ export function FlagEditor(props: { project: string; flag: Flag | null; onSaved:
             Holdout id
             <input inputMode="numeric" value={form.holdoutId} onInput={(e) => set({ holdoutId: (e.target as HTMLInputElement).value })} />
           </label>
+          <label>
+            Holdout %
+            <input
+              type="number"
+              min="0"
+              max="100"
+              step="any"
+              value={form.holdoutPercent}
+              disabled={!form.holdoutId.trim()}
+              onInput={(e) => set({ holdoutPercent: (e.target as HTMLInputElement).value })}
+            />
+          </label>
         </div>
 
         <h2>Variants</h2>
@@ -661,7 +679,9 @@ export function FlagEditor(props: { project: string; flag: Flag | null; onSaved:
               </button>
             </div>
             <label class="rollout">
-              Roll out to <output>{c.rollout}%</output> of matching users
+              <span>
+                Roll out to <output>{c.rollout}%</output> of matching users
+              </span>
               <input
                 type="range"
                 min="0"
@@ -749,7 +769,7 @@ function PayloadEditor(props: { label: string; value: string; onChange: (v: stri
   );
 }
 
-function PropertyEditor(props: {
+export function PropertyEditor(props: {
   index: number;
   row: PropertyRow;
   cohorts: any[];

@@ -217,6 +217,8 @@ export interface FlagForm {
   remoteConfig: boolean;
   encrypted: boolean;
   holdoutId: string;
+  /** Percentage of people held out (0–100), as typed. */
+  holdoutPercent: string;
 }
 
 export function emptyForm(): FlagForm {
@@ -235,6 +237,7 @@ export function emptyForm(): FlagForm {
     remoteConfig: false,
     encrypted: false,
     holdoutId: "",
+    holdoutPercent: "",
   };
 }
 
@@ -276,6 +279,7 @@ export function flagToForm(flag: { [k: string]: any }): FlagForm {
     remoteConfig: !!flag.is_remote_configuration,
     encrypted,
     holdoutId: f.holdout?.id !== undefined && f.holdout?.id !== null ? String(f.holdout.id) : "",
+    holdoutPercent: f.holdout?.exclusion_percentage !== undefined && f.holdout?.exclusion_percentage !== null ? String(f.holdout.exclusion_percentage) : "",
   };
 }
 
@@ -319,7 +323,6 @@ export function formToBody(form: FlagForm, original?: { [k: string]: any }): { b
   }
   if (form.remoteConfig && form.variants.length > 0)
     errors.push("A remote config flag has no variants.");
-  if (errors.length > 0) return { errors };
   const filters: { [k: string]: Json } = { groups, payloads };
   filters.multivariate =
     form.variants.length > 0
@@ -332,7 +335,14 @@ export function formToBody(form: FlagForm, original?: { [k: string]: any }): { b
         }
       : null;
   filters.aggregation_group_type_index = form.aggregationGroup;
-  if (form.holdoutId.trim()) filters.holdout = { id: Number(form.holdoutId), exclusion_percentage: 0 };
+  if (form.holdoutId.trim()) {
+    const id = Number(form.holdoutId.trim());
+    const percent = Number(form.holdoutPercent.trim() || "0");
+    if (!Number.isInteger(id) || id <= 0) errors.push("The holdout id must be a positive whole number.");
+    if (!Number.isFinite(percent) || percent < 0 || percent > 100) errors.push("The holdout percentage must be between 0 and 100.");
+    filters.holdout = { id, exclusion_percentage: percent };
+  }
+  if (errors.length > 0) return { errors };
   // Keep what the form does not edit (super groups, early access enrollment, ...).
   for (const k of ["super_groups", "feature_enrollment"]) {
     if (original?.filters?.[k] !== undefined) filters[k] = original.filters[k];

@@ -2,6 +2,8 @@
 
 import { useState } from "preact/hooks";
 import { api, projectPath } from "./api";
+import { PropertyEditor } from "./flags";
+import { rowToProperty, splitList, type PropertyRow } from "./logic";
 import { Empty, ErrorBox, Link, Loading, errorText, formatDate, navigate, useLoad } from "./ui";
 
 export const STAGES = ["draft", "concept", "alpha", "beta", "general-availability", "archived"];
@@ -160,7 +162,102 @@ export function CohortsList(props: { project: string }) {
           </table>
         </div>
       )}
+      <NewCohort project={props.project} />
     </section>
+  );
+}
+
+/** A new cohort: static (filled by hand below) or by person properties (all must match). */
+function NewCohort(props: { project: string }) {
+  const [name, setName] = useState("");
+  const [isStatic, setStatic] = useState(false);
+  const [rows, setRows] = useState<PropertyRow[]>([{ type: "person", key: "", operator: "exact", value: "" }]);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const create = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    const body: { [k: string]: any } = { name, is_static: isStatic };
+    if (!isStatic) {
+      const values = [];
+      for (const row of rows) {
+        const r = rowToProperty(row);
+        if ("error" in r) return setError(r.error);
+        values.push(r.ok);
+      }
+      body.filters = { properties: { type: "OR", values: [{ type: "AND", values }] } };
+    }
+    setBusy(true);
+    try {
+      const created = await api("POST", projectPath(props.project, "cohorts/"), body);
+      navigate(`/project/${props.project}/cohorts/${created.id}`);
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="card" onSubmit={create} aria-label="New cohort">
+      <h2>New cohort</h2>
+      <label>
+        Name
+        <input required value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+      </label>
+      <label class="check">
+        <input type="checkbox" checked={isStatic} onChange={(e) => setStatic((e.target as HTMLInputElement).checked)} /> Static (add persons by hand)
+      </label>
+      {!isStatic &&
+        rows.map((row, i) => (
+          <PropertyEditor
+            index={i}
+            row={row}
+            cohorts={[]}
+            onChange={(r) => setRows(rows.map((x, j) => (j === i ? r : x)))}
+            onRemove={() => setRows(rows.filter((_, j) => j !== i))}
+          />
+        ))}
+      {!isStatic && (
+        <button type="button" class="secondary small" onClick={() => setRows([...rows, { type: "person", key: "", operator: "exact", value: "" }])}>
+          Add property filter
+        </button>
+      )}
+      <ErrorBox error={error} />
+      <div class="actions">
+        <button type="submit" disabled={busy || !name.trim()}>
+          Create cohort
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** Adds persons (by uuid) to a static cohort. */
+function AddPersons(props: { project: string; id: string; onAdded: () => void }) {
+  const [ids, setIds] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const add = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await api("PATCH", projectPath(props.project, `cohorts/${props.id}/add_persons_to_static_cohort/`), { person_ids: splitList(ids) });
+      setIds("");
+      props.onAdded();
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <form class="row" onSubmit={add} aria-label="Add persons">
+      <label>
+        Person uuids (comma-separated)
+        <input value={ids} onInput={(e) => setIds((e.target as HTMLInputElement).value)} />
+      </label>
+      <button type="submit" disabled={!ids.trim()}>
+        Add to cohort
+      </button>
+      <ErrorBox error={error} />
+    </form>
   );
 }
 
@@ -190,6 +287,16 @@ export function CohortPage(props: { project: string; id: string }) {
         </details>
       )}
       <h2>Persons</h2>
+      {c.is_static && (
+        <AddPersons
+          project={props.project}
+          id={props.id}
+          onAdded={() => {
+            persons.reload();
+            cohort.reload();
+          }}
+        />
+      )}
       <ErrorBox error={persons.error} onRetry={persons.reload} />
       {persons.loading && !persons.data && <Loading what="persons" />}
       {persons.data && people.length === 0 && <Empty>No persons in this cohort.</Empty>}

@@ -229,3 +229,13 @@ test("API errors show PostHog's detail, conflicts are recognised", () => {
   assert.equal(describeError(502, "nope").message, "The server answered 502.");
   assert.equal(describeError(404, { message: "Not Found" }).message, "Not Found");
 });
+
+test("a holdout needs a whole id and a percentage", () => {
+  const form = { ...emptyForm(), key: "k", holdoutId: "4", holdoutPercent: "10" };
+  assert.deepEqual((formToBody(form) as any).body.filters.holdout, { id: 4, exclusion_percentage: 10 });
+  const bad = formToBody({ ...form, holdoutId: "x", holdoutPercent: "120" }) as any;
+  assert.ok(bad.errors.some((e: string) => e.includes("holdout id")));
+  assert.ok(bad.errors.some((e: string) => e.includes("holdout percentage")));
+  assert.equal(flagToForm({ filters: { holdout: { id: 4, exclusion_percentage: 10 } } }).holdoutPercent, "10");
+  assert.equal((formToBody({ ...form, holdoutId: "" }) as any).body.filters.holdout, undefined);
+});

@@ -46,6 +46,7 @@ def call(spec, method, path, body=None):
 
 def shot(page, spec, name):
     if spec.get("screenshots"):
+        page.evaluate("() => window.scrollTo(0, 0)")
         page.screenshot(path=str(pathlib.Path(spec["screenshots"]) / f"console-{name}.png"), full_page=False)
 
 
@@ -109,7 +110,11 @@ def run(page, spec, out):
     dialog.get_by_role("button", name="Disable").click()
     expect(page.get_by_role("switch", name=f"Enable {key}")).to_be_visible(timeout=WAIT_MS)
     steps["toggled_off"] = call(spec, "GET", f"/api/projects/{project}/feature_flags/{flag_id}/")["active"]
+    page.get_by_role("searchbox").fill("")
+    expect(page.locator("table.flags tbody tr").first).to_be_visible(timeout=WAIT_MS)
     shot(page, spec, "flags-list")
+    page.get_by_role("searchbox").fill(key)
+    expect(page.locator("table.flags tbody tr")).to_have_count(1, timeout=WAIT_MS)
 
     # Edit while another client changed the same field: the conflict is shown, nothing is lost.
     page.get_by_role("link", name=key).click()
@@ -216,7 +221,12 @@ def main():
 
         page.on("response", on_response)
         page.on("console", on_console)
-        page.on("requestfailed", lambda r: out["failures"].append(f"{r.method} {r.url} failed: {r.failure}"))
+        def on_failed(request):
+            # A page left (goto, reload) cancels its requests still in flight: not a failure.
+            if request.failure != "net::ERR_ABORTED":
+                out["failures"].append(f"{request.method} {request.url} failed: {request.failure}")
+
+        page.on("requestfailed", on_failed)
         page.on("pageerror", lambda e: out["failures"].append(f"page error: {e}"))
         started = time.monotonic()
         try:
