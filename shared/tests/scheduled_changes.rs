@@ -794,3 +794,53 @@ async fn store_failures_are_retried_a_bounded_number_of_times() {
     assert_eq!(env.tick(t + Duration::hours(1)).await, []);
     assert!(!env.stored_flag(stuck).await.active);
 }
+
+#[tokio::test]
+async fn a_project_holds_at_most_a_thousand_pending_changes() {
+    use futures::StreamExt;
+    use shared::service::schedules::MAX_PENDING;
+
+    let env = Env::new().await;
+    let flag = env.flag(simple_flag("busy", false)).await;
+    let t = friday_nine();
+    let first = env.schedule(enable(flag, t)).await;
+    let stored = env
+        .world
+        .store
+        .schedule(env.project(), first["id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // The rest written straight to the store (as creates would leave them), 50 at a time.
+    let ids: Vec<i64> = (1..MAX_PENDING as i64).map(|n| 1_000_000 + n).collect();
+    futures::stream::iter(ids)
+        .map(|id| {
+            let change = shared::schedule::ScheduledChange {
+                id,
+                ..stored.clone()
+            };
+            let store = &env.world.store;
+            async move { store.create_schedule(&change).await.unwrap() }
+        })
+        .buffer_unordered(50)
+        .collect::<Vec<_>>()
+        .await;
+    let r = env
+        .call("POST", "scheduled_changes/", Some(enable(flag, t)))
+        .await;
+    assert_error(
+        &r,
+        400,
+        "invalid_input",
+        "This project already has 1000 pending scheduled changes, the most it can have. Delete some, or wait until they have run.",
+        None,
+    );
+    // A finished change frees its place.
+    assert_eq!(
+        Box::pin(env.service().run(env.project(), stored.id, t))
+            .await
+            .unwrap(),
+        Outcome::Applied
+    );
+    env.schedule(enable(flag, t)).await;
+}

@@ -24,6 +24,10 @@ use crate::time::Timestamp;
 /// on AWS; a tick that works through them all stays well inside the function's timeout).
 pub const RUN_LIMIT: usize = 100;
 
+/// Pending (not yet finished) changes a project may hold: every list and create reads the
+/// project's changes with one Query, and a tick takes at most [`RUN_LIMIT`] of them.
+pub const MAX_PENDING: usize = 1000;
+
 /// What happened to one due change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -82,6 +86,12 @@ impl<'a, S: FlagStore + FeatureStore + ScheduleStore> ScheduleService<'a, S> {
         schedule::validate(&input, None)?;
         let record_id = input.record_id.clone().unwrap_or_default();
         let flag_id = self.live_flag(project_id, &record_id).await?;
+        let stored = self.store.project_schedules(project_id).await?;
+        if stored.iter().filter(|c| c.due_at().is_some()).count() >= MAX_PENDING {
+            return Err(ApiError::object(format!(
+                "This project already has {MAX_PENDING} pending scheduled changes, the most it can have. Delete some, or wait until they have run."
+            )));
+        }
         let id = self.store.next_schedule_id().await?;
         let change = ScheduledChange {
             id,
