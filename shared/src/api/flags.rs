@@ -2,12 +2,15 @@
 //! local-evaluation definitions (`/flags/definitions`, `/api/feature_flag/local_evaluation/`,
 //! `/api/projects/{project_id}/feature_flags/local_evaluation/`), capture (`/batch/`, `/e/`,
 //! `/i/v0/e/`, `/capture/`) and posthog-js's remote config (`/array/{token}/config`,
-//! `/array/{token}/config.js`). Behaviour: evaluation-rules.md §3–§5; caching: [`cache`].
+//! `/array/{token}/config.js`) and the OpenFeature Remote Evaluation Protocol
+//! (`/ofrep/v1/evaluate/flags[/{key}]`, [`ofrep`]). Behaviour: evaluation-rules.md §3–§5;
+//! caching: [`cache`].
 
 mod body;
 pub mod cache;
 mod ingest;
 mod local;
+mod ofrep;
 mod person_updates;
 mod remote;
 mod remote_config;
@@ -43,6 +46,9 @@ pub async fn handle<S: Store>(ctx: &Context<'_, S>, req: &ApiRequest) -> ApiResp
     }
     // Paths are matched from the end so a stage prefix (`/prod/flags/`) still routes.
     match segments.as_slice() {
+        // Before `[.., "flags"]`, which would take OFREP's bulk path too.
+        [.., "ofrep", "v1", "evaluate", "flags"] => ofrep::handle(ctx, req, None).await,
+        [.., "ofrep", "v1", "evaluate", "flags", key] => ofrep::handle(ctx, req, Some(key)).await,
         [.., "flags", "definitions"] => local::handle(ctx, req, None).await,
         [.., "api", "feature_flag", "local_evaluation"] => local::handle(ctx, req, None).await,
         [.., "flags"] => remote::handle(ctx, req, false).await,

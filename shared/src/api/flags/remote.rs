@@ -69,8 +69,9 @@ fn render(req: &ApiRequest, decide: bool, answers: &Evaluations) -> Value {
 }
 
 /// The engine's answer for the request's person, stored data included
-/// ([`stored::evaluate`], shared with the management endpoints that explain evaluations).
-async fn answer<S: Store>(
+/// ([`stored::evaluate`], shared with the management endpoints that explain evaluations, and
+/// with OFREP's endpoints, [`super::ofrep`]).
+pub(super) async fn answer<S: Store>(
     ctx: &Context<'_, S>,
     snapshot: &Snapshot,
     parsed: &FlagsRequest,
