@@ -541,8 +541,13 @@ pub fn parse(body: &Map<String, Value>, required: bool) -> ApiResult<Input> {
         input.cron_expression = Some(match v {
             Value::Null => None,
             // The model field is blank=True: an empty expression means none.
-            other => Some(python::char_field("cron_expression", other, true, MAX_CRON)?)
-                .filter(|s| !s.is_empty()),
+            other => Some(python::char_field(
+                "cron_expression",
+                other,
+                true,
+                MAX_CRON,
+            )?)
+            .filter(|s| !s.is_empty()),
         });
     }
     if let Some(v) = field("end_date") {
