@@ -6,8 +6,8 @@
 //! request, so every target project's definitions version moves once.
 //!
 //! Differences (docs/differences-from-posthog.md): no per-object access control (a member
-//! whose key may write flags may copy), `copy_schedule` is accepted and ignored (there are no
-//! scheduled changes), and a target's work is not one database transaction: a dependency copied
+//! whose key may write flags may copy), `copy_schedule` is accepted and ignored (the source
+//! flag's scheduled changes are not copied), and a target's work is not one database transaction: a dependency copied
 //! before a later failure of the same target stays.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -166,7 +166,7 @@ impl CopyRequest {
                     .ok_or_else(|| ApiError::field(name, "invalid", "Must be a valid boolean.")),
             }
         };
-        // `copy_schedule` is validated like the others, then ignored: no scheduled changes here.
+        // `copy_schedule` is validated like the others, then ignored: schedules are not copied.
         flag("copy_schedule")?;
         Ok(CopyRequest {
             key,
