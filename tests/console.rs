@@ -155,6 +155,23 @@ async fn the_console_manages_a_flag_end_to_end_in_a_browser() {
     );
     let r = s.call("GET", &path, None).await;
     assert_eq!(r.json()["stage"], "general-availability", "{}", r.text);
+    // A scheduled change was listed (then cancelled), and a cohort was created.
+    assert_eq!(
+        steps["scheduled"],
+        json!({"operation": "update_status", "value": false}),
+        "{context}"
+    );
+    let cohort = out["cohort_id"].as_i64().expect("cohort id");
+    let path = format!("/api/projects/{}/cohorts/{cohort}/", s.project_id);
+    let r = s.call("GET", &path, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let values = &r.json()["filters"]["properties"]["values"][0]["values"];
+    assert_eq!(
+        values,
+        &json!([{"key": "plan", "type": "person", "operator": "exact", "value": ["pro"]}]),
+        "{}",
+        r.text
+    );
     assert_eq!(steps["signed_out_key_gone"], true, "{context}");
 
     let r = s

@@ -138,7 +138,8 @@ export function FlagsList(props: { project: string; me: any }) {
                   <td>{f.name}</td>
                   <td>{(f.tags ?? []).map((t: string) => <span class="tag">{t}</span>)}</td>
                   <td>
-                    <span class={`status ${String(f.status).toLowerCase()}`}>{String(f.status ?? "").toLowerCase()}</span>
+                    {/* Only what needs attention: stale, archived, deleted (active is the norm). */}
+                    {f.status && f.status !== "ACTIVE" && <span class={`status ${String(f.status).toLowerCase()}`}>{String(f.status).toLowerCase()}</span>}
                   </td>
                   <td>{formatDate(f.created_at)}</td>
                   <td>{formatDate(f.updated_at)}</td>
@@ -268,7 +269,10 @@ function ExistingFlag(props: { project: string; id: string }) {
       </p>
       <div class="title-row">
         <h1>
-          {f.key} <span class={`status ${String(f.status).toLowerCase()}`}>{String(f.status ?? "").toLowerCase()}</span>
+          {f.key}{" "}
+          <span class={`status ${String(f.status).toLowerCase()}`}>
+            {f.status && f.status !== "ACTIVE" ? String(f.status).toLowerCase() : f.active ? "enabled" : "disabled"}
+          </span>
         </h1>
         <DeleteRestore project={props.project} flag={f} onChanged={flag.set} />
       </div>
@@ -1200,7 +1204,11 @@ function Scheduled(props: { project: string; flag: Flag }) {
         </label>
         <label>
           Change
-          <select value={active ? "on" : "off"} onChange={(e) => setActive((e.target as HTMLSelectElement).value === "on")}>
+          <select
+            aria-label="Change to make"
+            value={active ? "on" : "off"}
+            onChange={(e) => setActive((e.target as HTMLSelectElement).value === "on")}
+          >
             <option value="on">Enable the flag</option>
             <option value="off">Disable the flag</option>
           </select>

@@ -293,7 +293,9 @@ export function formToBody(form: FlagForm, original?: { [k: string]: any }): { b
   const groups: Json[] = form.conditions.map((c, i) => {
     const properties: Json[] = [];
     for (const row of c.properties) {
-      const r = rowToProperty(row);
+      // Group properties are read from the group type the flag matches by.
+      const typed = row.type === "group" && (row.group_type_index ?? null) === null ? { ...row, group_type_index: form.aggregationGroup ?? 0 } : row;
+      const r = rowToProperty(typed);
       if ("error" in r) errors.push(`Condition ${i + 1}: ${r.error}`);
       else properties.push(r.ok);
     }

@@ -239,3 +239,11 @@ test("a holdout needs a whole id and a percentage", () => {
   assert.equal(flagToForm({ filters: { holdout: { id: 4, exclusion_percentage: 10 } } }).holdoutPercent, "10");
   assert.equal((formToBody({ ...form, holdoutId: "" }) as any).body.filters.holdout, undefined);
 });
+
+test("group properties take the group type the flag matches by", () => {
+  const form = { ...emptyForm(), key: "k", aggregationGroup: 2 };
+  form.conditions = [{ properties: [{ type: "group", key: "size", operator: "gt", value: "10", group_type_index: null }], rollout: 100, variant: "", description: "" }];
+  const body = (formToBody(form) as any).body;
+  assert.equal(body.filters.aggregation_group_type_index, 2);
+  assert.deepEqual(body.filters.groups[0].properties[0], { key: "size", type: "group", operator: "gt", value: 10, group_type_index: 2 });
+});

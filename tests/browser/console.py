@@ -55,6 +55,16 @@ def run(page, spec, out):
     api, project, stem = spec["api_url"], spec["project_id"], spec["stem"]
     key = f"{stem}-checkout"
 
+    # A few other flags, so the list has company (soft-deleted again at the end).
+    others = []
+    for suffix, body in [
+        ("dark-mode", {"name": "Dark mode", "tags": ["web"], "filters": {"groups": [{"properties": [], "rollout_percentage": 100}]}}),
+        ("new-onboarding", {"name": "New onboarding", "tags": ["growth"], "filters": {"groups": [{"properties": [], "rollout_percentage": 20}]}}),
+        ("pricing-test", {"name": "Pricing page test", "active": False, "filters": {"groups": [{"properties": [], "rollout_percentage": 100}],
+            "multivariate": {"variants": [{"key": "control", "rollout_percentage": 50}, {"key": "cheaper", "rollout_percentage": 50}]}}}),
+    ]:
+        others.append(call(spec, "POST", f"/api/projects/{project}/feature_flags/", {"key": f"{stem}-{suffix}", **body})["id"])
+
     # Sign in.
     page.goto(api + "/")
     expect(page.get_by_label("Personal API key")).to_be_visible(timeout=WAIT_MS)
@@ -110,8 +120,8 @@ def run(page, spec, out):
     dialog.get_by_role("button", name="Disable").click()
     expect(page.get_by_role("switch", name=f"Enable {key}")).to_be_visible(timeout=WAIT_MS)
     steps["toggled_off"] = call(spec, "GET", f"/api/projects/{project}/feature_flags/{flag_id}/")["active"]
-    page.get_by_role("searchbox").fill("")
-    expect(page.locator("table.flags tbody tr").first).to_be_visible(timeout=WAIT_MS)
+    page.get_by_role("searchbox").fill(stem)
+    expect(page.locator("table.flags tbody tr")).to_have_count(4, timeout=WAIT_MS)
     shot(page, spec, "flags-list")
     page.get_by_role("searchbox").fill(key)
     expect(page.locator("table.flags tbody tr")).to_have_count(1, timeout=WAIT_MS)
@@ -172,6 +182,16 @@ def run(page, spec, out):
     steps["usage_counts"] = counts.all_inner_texts()
     shot(page, spec, "usage")
 
+    # Schedule a change a year ahead: listed as pending; then cancelled.
+    page.get_by_role("tab", name="Scheduled changes").click()
+    page.get_by_label("At").fill(f"{time.gmtime().tm_year + 1}-06-01T10:00")
+    page.get_by_label("Change to make").select_option("off")
+    page.get_by_role("button", name="Schedule", exact=True).click()
+    expect(page.get_by_text("(pending)")).to_be_visible(timeout=WAIT_MS)
+    steps["scheduled"] = call(spec, "GET", f"/api/projects/{project}/scheduled_changes/?model_name=FeatureFlag&record_id={flag_id}")["results"][0]["payload"]
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.get_by_text("No scheduled changes.")).to_be_visible(timeout=WAIT_MS)
+
     # PostHog's hyphenated deep link opens the same flag.
     page.goto(f"{api}/project/{project}/feature-flags/{flag_id}")
     expect(page.get_by_role("heading", name=key)).to_be_visible(timeout=WAIT_MS)
@@ -190,6 +210,19 @@ def run(page, spec, out):
         stages.append(page.get_by_test_id("eaf-stage").inner_text())
     steps["stages"] = stages
     shot(page, spec, "early-access")
+
+    for other in others:
+        call(spec, "PATCH", f"/api/projects/{project}/feature_flags/{other}/", {"deleted": True})
+
+    # A cohort by person properties, created in the console.
+    page.get_by_role("link", name="Cohorts").click()
+    page.get_by_label("Name").fill(f"{stem} pro users")
+    page.get_by_label("Filter 1 property").fill("plan")
+    page.get_by_label("Filter 1 value").fill("pro")
+    page.get_by_role("button", name="Create cohort").click()
+    page.wait_for_url(re.compile(rf"/project/{project}/cohorts/\d+$"), timeout=WAIT_MS)
+    expect(page.get_by_role("heading", name=f"{stem} pro users")).to_be_visible(timeout=WAIT_MS)
+    out["cohort_id"] = int(page.url.rsplit("/", 1)[1])
 
     # Sign out forgets the key.
     page.get_by_role("button", name="Sign out").click()
