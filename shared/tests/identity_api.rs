@@ -245,6 +245,25 @@ async fn patching_me_renames_and_switches_organization_and_project() {
     assert_eq!(stored.current_project_id, Some(w.project.id));
     assert_eq!(stored.first_name, "Grace");
 
+    // An organization without projects leaves no current project.
+    let empty = organization(&w, "Empty").await;
+    let mut user = w.store.user(w.user.id).await.unwrap().unwrap();
+    user.organization_ids.push(empty.id.clone());
+    w.store.put_user(&user).await.unwrap();
+    let body = json!({"set_current_organization": empty.id});
+    let r = call(&w, &w.key, "PATCH", "/api/users/@me/", Some(body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["organization"]["id"], json!(empty.id));
+    assert_eq!(r.body["team"], Value::Null);
+    let r = get(&w, &w.key, "/api/user_home_settings/@me/").await;
+    assert_error(
+        &r,
+        400,
+        "invalid_input",
+        "Current team is required to manage pinned scene tabs.",
+        None,
+    );
+
     let r = call(
         &w,
         &w.key,

@@ -135,12 +135,19 @@ pub async fn switch_to_created<S: IdentityWrites>(
     store.update_user(user.id, &changes).await
 }
 
-/// The user's current project, if they have one.
+/// The user's current project: the one they chose, else the first project of their current
+/// organization; `None` when that organization has none.
 pub async fn current_project<S: IdentityStore>(store: &S, user: &User) -> ApiResult<Option<i64>> {
-    match auth::current_project_id(user, store).await {
-        Ok(id) => Ok(Some(id)),
-        Err(ApiError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
+    if let Some(id) = user.current_project_id {
+        return Ok(Some(id));
+    }
+    match auth::current_organization_id(user, store).await? {
+        Some(org) => Ok(store
+            .organization_projects(&org)
+            .await?
+            .first()
+            .map(|p| p.id)),
+        None => Ok(None),
     }
 }
 

@@ -290,7 +290,9 @@ pub trait IdentityStore: Sync {
     ) -> impl Future<Output = Result<Option<serde_json::Value>, ApiError>> + Send;
 }
 
-/// What a user changes of their own record through the API; `None` leaves a field alone.
+/// What a user changes of their own record through the API; `None` leaves a field alone, except
+/// that a new `current_organization_id` without a `current_project_id` clears the current
+/// project.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserChanges {
     pub first_name: Option<String>,

@@ -387,11 +387,19 @@ impl IdentityWrites for DynamoStore {
                 .expression_attribute_names("#current_project_id", "current_project_id")
                 .expression_attribute_values(":current_project_id", n(project_id));
         }
+        // A new organization without a project leaves no current project (not another
+        // organization's).
+        let remove =
+            changes.current_organization_id.is_some() && changes.current_project_id.is_none();
         if sets.is_empty() {
             return Ok(());
         }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if remove {
+            expression.push_str(" REMOVE current_project_id");
+        }
         update
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(expression)
             .send()
             .await
             .map_err(db_error)?;
