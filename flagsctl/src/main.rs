@@ -9,6 +9,8 @@
 //! `USAGE_TABLE` (the stack outputs of a deployment), else `TABLE_PREFIX` + the local default
 //! names.
 
+mod import;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -105,6 +107,38 @@ enum Command {
         /// Default: ./template.yaml if present, else the template flagsctl was built with.
         #[arg(long)]
         template: Option<PathBuf>,
+    },
+    /// Copy a project from a PostHog-compatible host (PostHog Cloud, self-hosted, another
+    /// deployment of ours) into a project of this deployment, through both management APIs:
+    /// cohorts, flags, early access features (docs/importing.md). Re-runs update in place.
+    Import {
+        /// The source's API host, e.g. https://us.posthog.com
+        #[arg(long)]
+        from_host: String,
+        /// A personal API key of the source (phx_…) that reads flags, cohorts and early access
+        /// features
+        #[arg(long, env = "FLAGSCTL_FROM_KEY", hide_env_values = true)]
+        from_key: String,
+        /// The source project's id
+        #[arg(long)]
+        from_project: String,
+        /// This deployment's API URL (the stack's ApiUrl; make dev: http://127.0.0.1:9000)
+        #[arg(
+            long,
+            env = "FLAGSCTL_TO_HOST",
+            default_value = "http://127.0.0.1:9000"
+        )]
+        to_host: String,
+        /// A personal API key of this deployment with feature_flag, cohort and
+        /// early_access_feature write scopes (flagsctl create-key)
+        #[arg(long, env = "FLAGSCTL_TO_KEY", hide_env_values = true)]
+        to_key: String,
+        /// The target project's id
+        #[arg(long)]
+        to_project: String,
+        /// Print what would be created or updated, change nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Ensure a dev organization, project, user and `*` key exist; write their credentials.
     SeedDev {
@@ -610,6 +644,25 @@ async fn run(cli: Cli) -> CliResult<Value> {
             let created = create_missing_tables(&store.client, &template, &store.tables).await?;
             Ok(json!({ "created": created }))
         }
+        Command::Import {
+            from_host,
+            from_key,
+            from_project,
+            to_host,
+            to_key,
+            to_project,
+            dry_run,
+        } => import::run(import::Options {
+            from_host,
+            from_key,
+            from_project,
+            to_host,
+            to_key,
+            to_project,
+            dry_run,
+        })
+        .await
+        .map_err(failed),
         Command::SeedDev { out, api_url } => {
             let creds = seed_dev(&store, read_credentials(&out), &api_url).await?;
             write_credentials(&out, &creds)?;
