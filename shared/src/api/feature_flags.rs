@@ -236,7 +236,16 @@ impl<S: FlagStore + IdentityStore + FeatureStore + PersonStore> FlagsEndpoint<'_
 
     async fn dependent_flags(&self, id: &str) -> ApiResult<ApiResponse> {
         let target = self.find(id).await?;
-        let flags = self.store().project_flags(self.project.id).await?;
+        // The dependency index names every flag that references this one; reading those
+        // (not the project) and checking them is the same answer at any project size.
+        let referencing = self
+            .store()
+            .dependent_ids(self.project.id, target.id)
+            .await?;
+        let flags = self
+            .store()
+            .flags_by_ids(self.project.id, &referencing)
+            .await?;
         let shown: Vec<Value> = filters::dependents(target.id, &flags)
             .into_iter()
             .map(|f| {

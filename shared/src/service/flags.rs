@@ -12,8 +12,8 @@ mod static_cohort;
 
 pub use actions::{ConditionRollout, Lifecycle, deleted_flag_message};
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
@@ -44,13 +44,6 @@ pub struct FlagService<'a, S> {
 struct Batch {
     /// Projects its writes changed so far: their definitions versions move at the end.
     written: BTreeSet<i64>,
-    /// Each project's flags as read by the batch's first write there, kept current with the
-    /// batch's own writes. Validation of one write reads all of the project's flags; reading
-    /// them once per batch instead of once per write keeps a bulk action of N flags from
-    /// reading N × all flags. A failed write drops the project's entry, so a lost race or a
-    /// key taken by someone else is decided again on fresh data, as a single write is; every
-    /// write stays conditional on the revision of the flag it changes.
-    flags: HashMap<i64, Arc<Vec<Flag>>>,
 }
 
 /// An update of a flag: a PATCH/PUT body (or one built from the flag as stored, rebuilt on
@@ -229,37 +222,82 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
             return self.store.write_flag(write).await;
         };
         let project_id = write.after.project_id;
-        let purged: Vec<i64> = write.purge.iter().map(|f| f.id).collect();
-        let result = self.store.write_flag_unbumped(write).await;
-        let mut batch = lock(batch);
-        let Ok(stored) = result else {
-            batch.flags.remove(&project_id);
-            return result;
-        };
-        batch.written.insert(project_id);
-        if let Some(flags) = batch.flags.get_mut(&project_id) {
-            let flags = Arc::make_mut(flags);
-            flags.retain(|f| !purged.contains(&f.id));
-            match flags.iter_mut().find(|f| f.id == stored.id) {
-                Some(kept) => *kept = stored.clone(),
-                None => flags.push(stored.clone()),
-            }
-        }
+        let stored = self.store.write_flag_unbumped(write).await?;
+        lock(batch).written.insert(project_id);
         Ok(stored)
     }
 
-    /// The project's flags, soft-deleted ones included: read from the store, or in a batch
-    /// from what the batch read and wrote ([`Batch::flags`]).
-    async fn project_flags(&self, project_id: i64) -> ApiResult<Arc<Vec<Flag>>> {
-        if let Some(batch) = &self.batch
-            && let Some(flags) = lock(batch).flags.get(&project_id)
+    /// The flags one write's checks look at, read by id (consistent reads) instead of reading
+    /// the project, so a write costs the same in a project of 10 or 10,000 flags:
+    /// * the live holders of the keys involved (the body's key; the flag's own when restoring
+    ///   it), for the uniqueness rule (the key item claimed in the write's transaction decides
+    ///   races; this read only gives PostHog's error order);
+    /// * every flag reachable from the dependencies the new and the stored filters name, for
+    ///   the missing, disabled, self and cycle rules (a cycle through the flag being saved can
+    ///   only run through flags reachable from it);
+    /// * when the body may delete or disable the flag, the flags that reference it (the
+    ///   dependency index), for the dependents guards.
+    ///
+    /// The checks are the same pure functions as over the whole project: on these flags they
+    /// decide exactly as on all of them.
+    async fn related_flags(
+        &self,
+        project_id: i64,
+        current: Option<&Flag>,
+        body: &Map<String, Value>,
+    ) -> ApiResult<Vec<Flag>> {
+        let mut keys: Vec<String> = body.get("key").and_then(body_key).into_iter().collect();
+        if let Some(current) = current.filter(|c| c.deleted) {
+            keys.push(current.key.clone());
+        }
+        let mut to_fetch: Vec<i64> = Vec::new();
+        for key in keys.iter().filter(|k| plausible_key(k)) {
+            to_fetch.extend(self.store.key_owner(project_id, key).await?);
+        }
+        let mut seeds: Vec<i64> = current
+            .map(|c| filters::reference_ids(&c.filters))
+            .unwrap_or_default();
+        if let Some(sent) = body.get("filters") {
+            seeds.extend(filters::reference_ids(sent));
+        }
+        if let Some(current) = current
+            && (body.contains_key("deleted") || body.contains_key("active"))
         {
-            return Ok(Arc::clone(flags));
+            to_fetch.extend(self.store.dependent_ids(project_id, current.id).await?);
         }
-        let flags = Arc::new(self.store.project_flags(project_id).await?);
-        if let Some(batch) = &self.batch {
-            lock(batch).flags.insert(project_id, Arc::clone(&flags));
+        let own_id = current.map(|c| c.id);
+        let mut found: HashMap<i64, Flag> = HashMap::new();
+        if let Some(current) = current {
+            found.insert(current.id, current.clone());
         }
+        let mut tried: HashSet<i64> = found.keys().copied().collect();
+        let mut expanded: HashSet<i64> = HashSet::new();
+        to_fetch.extend(&seeds);
+        let mut to_expand = seeds;
+        loop {
+            let need: Vec<i64> = to_fetch.drain(..).filter(|id| tried.insert(*id)).collect();
+            if !need.is_empty() {
+                for flag in self.store.flags_by_ids(project_id, &need).await? {
+                    found.insert(flag.id, flag);
+                }
+            }
+            let mut next = Vec::new();
+            for id in to_expand.drain(..) {
+                if Some(id) == own_id || !expanded.insert(id) {
+                    continue;
+                }
+                if let Some(flag) = found.get(&id).filter(|f| !f.deleted) {
+                    next.extend(filters::reference_ids(&flag.filters));
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            to_fetch.extend(&next);
+            to_expand = next;
+        }
+        let mut flags: Vec<Flag> = found.into_values().collect();
+        flags.sort_by_key(|f| f.id);
         Ok(flags)
     }
 
@@ -291,7 +329,9 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
             dashboard_ids,
             feature,
         };
-        retry_lost_races(flag_busy, || self.try_create(&new)).await
+        // Boxed, as is `update`'s: a write's future is large in debug builds (~1.8 MB) and
+        // would overflow a 2 MB thread stack wherever a caller keeps it on the stack.
+        retry_lost_races(flag_busy, || Box::pin(self.try_create(&new))).await
     }
 
     /// PATCH/PUT of flag `flag_id`: validation, the conflict rule, lifecycle guards, payload
@@ -310,7 +350,10 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
             actor,
             now,
         };
-        retry_lost_races(flag_busy, || self.try_update(edit, flag_id, &changes)).await
+        retry_lost_races(flag_busy, || {
+            Box::pin(self.try_update(edit, flag_id, &changes))
+        })
+        .await
     }
 
     /// Soft delete (`deleted: true`; flags are never hard-deleted) or its undoing (`false`,
@@ -351,7 +394,7 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
         let Edit {
             project_id, now, ..
         } = new.edit;
-        let project_flags = self.project_flags(project_id).await?;
+        let project_flags = self.related_flags(project_id, None, new.body).await?;
         let mut flag = Flag::new(new.id, project_id, String::new(), new.actor.clone(), now);
         let fctx = FilterContext {
             is_create: true,
@@ -373,10 +416,16 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
         if flag.has_encrypted_payloads == Some(true) {
             self.cipher.encrypt_payloads(&mut flag.filters, None)?;
         }
-        let purge = project_flags
-            .iter()
+        let holders = self
+            .store
+            .deleted_key_holders(project_id, &flag.key)
+            .await?;
+        let purge = self
+            .store
+            .flags_by_ids(project_id, &holders)
+            .await?
+            .into_iter()
             .filter(|f| f.deleted && f.key == flag.key)
-            .cloned()
             .collect();
         let feature = new.feature.map(|feature| {
             FeatureWrite::Create(Feature {
@@ -406,11 +455,10 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
         flag_id: i64,
         changes: &Changes<'_>,
     ) -> Result<Flag, WriteError> {
-        let project_flags = self.project_flags(edit.project_id).await?;
-        let current = project_flags
-            .iter()
-            .find(|f| f.id == flag_id)
-            .cloned()
+        let current = self
+            .store
+            .get_flag(edit.project_id, flag_id)
+            .await?
             .ok_or_else(ApiError::not_found)?;
         let features = self.store.project_features(edit.project_id).await?;
         let linked = features.iter().any(|f| f.feature_flag_id == Some(flag_id));
@@ -439,6 +487,9 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
             return Err(rules::changed_since(&current, version).into());
         }
         let cohorts = self.cohort_refs(edit.project_id, &body).await?;
+        let project_flags = self
+            .related_flags(edit.project_id, Some(&current), &body)
+            .await?;
         let fctx = FilterContext {
             is_create: false,
             flag_key: &current.key,
@@ -580,6 +631,21 @@ impl<'a, S: FlagStore + FeatureStore> FlagService<'a, S> {
         let cohorts = self.store.project_cohorts(project_id).await?;
         Ok(cohort::refs(&cohorts))
     }
+}
+
+/// The key a body asks for, read as the key rule reads it (text trimmed, numbers as text).
+fn body_key(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether a flag could hold this key at all (no lookup otherwise). Not the charset: flags
+/// older than the charset rule hold keys it refuses, and uniqueness is checked first.
+fn plausible_key(key: &str) -> bool {
+    !key.is_empty() && crate::limits::is_identifier(key)
 }
 
 /// A poisoned lock only means another write panicked; what the batch recorded is still right.

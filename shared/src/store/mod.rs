@@ -191,6 +191,29 @@ pub trait FlagStore: DashboardStore + CohortStore {
         key: &str,
     ) -> impl Future<Output = Result<Option<i64>, ApiError>> + Send;
 
+    /// The flags of the project with these ids (soft-deleted ones included), by consistent
+    /// reads; ids without a flag are left out. One BatchGetItem per 100 ids.
+    fn flags_by_ids(
+        &self,
+        project_id: i64,
+        ids: &[i64],
+    ) -> impl Future<Output = Result<Vec<Flag>, ApiError>> + Send;
+
+    /// Ids of the flags whose stored filters reference flag `target` (the dependency index kept
+    /// in every flag's transaction): a superset of its dependents, to be read and checked.
+    fn dependent_ids(
+        &self,
+        project_id: i64,
+        target: i64,
+    ) -> impl Future<Output = Result<Vec<i64>, ApiError>> + Send;
+
+    /// Ids of the soft-deleted flags holding `key` (an index kept in every flag's transaction).
+    fn deleted_key_holders(
+        &self,
+        project_id: i64,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<i64>, ApiError>> + Send;
+
     /// Globally unique, increasing flag ids.
     fn next_flag_id(&self) -> impl Future<Output = Result<i64, ApiError>> + Send;
 

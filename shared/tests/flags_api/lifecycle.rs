@@ -267,3 +267,75 @@ async fn guards_apply_to_put_too() {
     );
     assert_error(&r, 400, "invalid_input", &detail, None);
 }
+
+/// Writes read only the flags their checks reach (issue 16): the dependency index follows a
+/// dependent that moves to another flag, and a reused key still purges every soft-deleted
+/// holder, found through the deleted-key index rather than a read of the project.
+#[tokio::test]
+async fn guards_follow_moved_dependencies_and_reused_keys_purge_every_deleted_holder() {
+    let w = World::new().await;
+    let first = create_id(&w, json!({"key": "first"})).await;
+    let second = create_id(&w, json!({"key": "second"})).await;
+    let dependent = create_id(
+        &w,
+        json!({"key": "dependent", "filters": filters_depending_on(&[first])}),
+    )
+    .await;
+    patch_ok(
+        &w,
+        dependent,
+        json!({"filters": filters_depending_on(&[second])}),
+    )
+    .await;
+    assert_eq!(
+        patch_ok(&w, first, json!({"deleted": true})).await["deleted"],
+        true
+    );
+    let detail = format!(
+        "Cannot disable this feature flag because other flags depend on it: dependent (ID: {dependent}). Please update or disable the dependent flags first."
+    );
+    assert_error(
+        &patch(&w, second, json!({"active": false})).await,
+        400,
+        "invalid_input",
+        &detail,
+        None,
+    );
+    // Two soft-deleted holders of one key (the second made after the first was deleted).
+    let old = create_id(&w, json!({"key": "reused"})).await;
+    patch_ok(&w, old, json!({"deleted": true})).await;
+    let older = create_id(&w, json!({"key": "reused"})).await;
+    assert_eq!(raw(&w, w.req("GET", &format!("{old}/"))).await.status, 404);
+    patch_ok(&w, older, json!({"deleted": true})).await;
+    let new = create_id(&w, json!({"key": "reused"})).await;
+    assert_eq!(
+        raw(&w, w.req("GET", &format!("{older}/"))).await.status,
+        404
+    );
+    assert_eq!(retrieve(&w, new).await["key"], "reused");
+    // A cycle four flags deep is found by walking only the flags reachable from the new filters.
+    let a = create_id(&w, json!({"key": "chain_a"})).await;
+    let b = create_id(
+        &w,
+        json!({"key": "chain_b", "filters": filters_depending_on(&[a])}),
+    )
+    .await;
+    let c = create_id(
+        &w,
+        json!({"key": "chain_c", "filters": filters_depending_on(&[b])}),
+    )
+    .await;
+    let d = create_id(
+        &w,
+        json!({"key": "chain_d", "filters": filters_depending_on(&[c])}),
+    )
+    .await;
+    let r = patch(&w, a, json!({"filters": filters_depending_on(&[d])})).await;
+    assert_error(
+        &r,
+        400,
+        "invalid_input",
+        "Circular dependency detected: chain_a → chain_d → chain_c → chain_b → chain_a",
+        Some("filters"),
+    );
+}

@@ -102,7 +102,9 @@ pub struct FilterContext<'a> {
     /// None on create.
     pub flag_id: Option<i64>,
     pub linked_to_early_access: bool,
-    /// Every flag of the project, soft-deleted ones included (skip deleted ones where the spec says).
+    /// The project's flags the checks can reach (soft-deleted ones included; skip deleted ones
+    /// where the spec says): all of them, or FlagService's related flags (the key's holder, the
+    /// dependency closure, the dependents), on which every check decides the same.
     pub project_flags: &'a [Flag],
     /// Cohorts of the project (empty until cohorts exist: then every cohort reference fails with cohort_does_not_exist).
     pub cohorts: &'a [CohortRef],
@@ -617,7 +619,8 @@ fn integer(value: &Value) -> Option<i64> {
 }
 
 /// Ids referenced by `filters`, in order of first appearance; unreadable references are skipped.
-fn reference_ids(filters: &Value) -> Vec<i64> {
+/// A superset of what [`dependents`] matches, so an index of these ids finds every dependent.
+pub fn reference_ids(filters: &Value) -> Vec<i64> {
     let mut ids = Vec::new();
     for id in Filters::of(filters)
         .flag_dependencies()

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use super::{DynamoStore, Item, db_error, n, padded, project_pk, s};
 use crate::activity::{self, ActivityEntry};
 use crate::error::ApiError;
-use crate::flag::Flag;
+use crate::flag::{Flag, filters};
 use crate::store::{FlagStore, FlagWrite, WriteError};
 
 /// DynamoDB refuses items over 400 KB. A flag's activity entry can hold its filters twice
@@ -20,6 +20,25 @@ const MAX_ITEM_BYTES: usize = 400 * 1024 - 1024;
 
 fn key_sk(key: &str) -> String {
     format!("FLAGKEY#{key}")
+}
+
+/// The dependency index: one item per (referenced flag, referencing flag) pair, so the flags
+/// that depend on one are a Query of its prefix, not a read of the project. Keys hold no `#`.
+fn dependency_sk(target: i64, source: i64) -> String {
+    format!("FLAGDEP#{target}#{source}")
+}
+
+/// The deleted-key index: one item per soft-deleted flag under its key, so a create reusing
+/// the key finds the flags to purge without reading the project.
+fn deleted_key_sk(key: &str, id: i64) -> String {
+    format!("FLAGDEL#{key}#{id}")
+}
+
+fn index_item_ids(items: Vec<Item>) -> Vec<i64> {
+    items
+        .iter()
+        .filter_map(|item| item.get("flag_id")?.as_n().ok()?.parse().ok())
+        .collect()
 }
 
 fn flag_key(project_id: i64, id: i64) -> Item {
@@ -73,6 +92,34 @@ impl FlagStore for DynamoStore {
     async fn project_flags(&self, project_id: i64) -> Result<Vec<Flag>, ApiError> {
         self.query_prefix(&self.tables.flags, project_pk(project_id), "FLAG#")
             .await
+    }
+
+    async fn flags_by_ids(&self, project_id: i64, ids: &[i64]) -> Result<Vec<Flag>, ApiError> {
+        let mut unique: Vec<i64> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        if unique.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = unique.iter().map(|id| flag_key(project_id, *id)).collect();
+        let items = self.batch_get(&self.tables.flags, keys, 4).await?;
+        serde_dynamo::from_items(items).map_err(db_error)
+    }
+
+    async fn dependent_ids(&self, project_id: i64, target: i64) -> Result<Vec<i64>, ApiError> {
+        let prefix = format!("FLAGDEP#{target}#");
+        let items = self
+            .query_prefix_items(&self.tables.flags, project_pk(project_id), &prefix)
+            .await?;
+        Ok(index_item_ids(items))
+    }
+
+    async fn deleted_key_holders(&self, project_id: i64, key: &str) -> Result<Vec<i64>, ApiError> {
+        let prefix = format!("FLAGDEL#{key}#");
+        let items = self
+            .query_prefix_items(&self.tables.flags, project_pk(project_id), &prefix)
+            .await?;
+        Ok(index_item_ids(items))
     }
 
     async fn key_owner(&self, project_id: i64, key: &str) -> Result<Option<i64>, ApiError> {
@@ -135,7 +182,9 @@ impl DynamoStore {
         let key_put_index = self.key_ops(&write, &mut ops)?;
         for purged in &write.purge {
             ops.push(self.delete_purged(purged)?);
+            ops.extend(self.index_ops(Some(purged), None)?);
         }
+        ops.extend(self.index_ops(write.before.as_ref(), Some(&write.after))?);
         if let Some(entry) = write.activity {
             self.activity_ops(entry, &mut ops).await?;
         }
@@ -223,6 +272,64 @@ impl DynamoStore {
             .map_err(db_error)?;
         ops.push(TransactWriteItem::builder().put(put).build());
         Ok(Some(ops.len() - 1))
+    }
+
+    /// Keeps the dependency and deleted-key indexes in step with a flag going from `before` to
+    /// `after` (`None`: not stored). Unconditional puts and deletes of the flag's own index
+    /// items: the flag's conditional put in the same transaction orders its writers.
+    fn index_ops(
+        &self,
+        before: Option<&Flag>,
+        after: Option<&Flag>,
+    ) -> Result<Vec<TransactWriteItem>, ApiError> {
+        let Some(flag) = after.or(before) else {
+            return Ok(Vec::new());
+        };
+        let pk = project_pk(flag.project_id);
+        let refs = |f: Option<&Flag>| {
+            f.map(|f| filters::reference_ids(&f.filters))
+                .unwrap_or_default()
+        };
+        let deleted_key = |f: Option<&Flag>| f.filter(|f| f.deleted).map(|f| f.key.clone());
+        let (refs_before, refs_after) = (refs(before), refs(after));
+        let mut ops = Vec::new();
+        for target in refs_before.iter().filter(|t| !refs_after.contains(t)) {
+            ops.push(self.delete_index_item(&pk, dependency_sk(*target, flag.id))?);
+        }
+        for target in refs_after.iter().filter(|t| !refs_before.contains(t)) {
+            ops.push(self.put_index_item(&pk, dependency_sk(*target, flag.id), flag.id)?);
+        }
+        let (held, wanted) = (deleted_key(before), deleted_key(after));
+        if held != wanted {
+            if let Some(key) = held {
+                ops.push(self.delete_index_item(&pk, deleted_key_sk(&key, flag.id))?);
+            }
+            if let Some(key) = wanted {
+                ops.push(self.put_index_item(&pk, deleted_key_sk(&key, flag.id), flag.id)?);
+            }
+        }
+        Ok(ops)
+    }
+
+    fn put_index_item(&self, pk: &str, sk: String, id: i64) -> Result<TransactWriteItem, ApiError> {
+        let put = Put::builder()
+            .table_name(&self.tables.flags)
+            .item("pk", s(pk))
+            .item("sk", s(sk))
+            .item("flag_id", n(id))
+            .build()
+            .map_err(db_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn delete_index_item(&self, pk: &str, sk: String) -> Result<TransactWriteItem, ApiError> {
+        let delete = Delete::builder()
+            .table_name(&self.tables.flags)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .build()
+            .map_err(db_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
     fn delete_purged(&self, flag: &Flag) -> Result<TransactWriteItem, ApiError> {
