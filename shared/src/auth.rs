@@ -161,6 +161,7 @@ impl Caller {
             .project(id)
             .await?
             .ok_or_else(ApiError::project_not_found)?;
+        crate::request_log::note_project(project.id);
         match self {
             Caller::Personal { key, user } => {
                 if let Some(teams) = &key.scoped_teams

@@ -36,6 +36,10 @@ pub enum ApiError {
     /// A status with an empty body (DELETE on a flag is 405 with nothing; some 404s too).
     #[error("status {0} with an empty body")]
     Bodiless(u16),
+    /// 429 `throttled_error` (DRF's `Throttled`): a rate limit (crate::rate_limit) is used
+    /// up; the answer carries `Retry-After: <wait_seconds>`.
+    #[error("Request was throttled. Expected available in {wait_seconds} second{}.", if *.wait_seconds == 1 { "" } else { "s" })]
+    Throttled { wait_seconds: u64 },
     /// Anything we did not expect. The cause is logged, never shown.
     #[error("A server error occurred.")]
     Internal(String),
@@ -97,6 +101,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Conflict(_) => 409,
             ApiError::Bodiless(status) => *status,
+            ApiError::Throttled { .. } => 429,
             ApiError::Internal(_) => 500,
         }
     }
@@ -119,6 +124,7 @@ impl ApiError {
             }
             ApiError::Conflict(_) => ("server_error", "conflict", None),
             ApiError::Bodiless(_) => return None,
+            ApiError::Throttled { .. } => ("throttled_error", "throttled", None),
             ApiError::Internal(_) => ("server_error", "error", None),
         };
         Some(json!({"type": kind, "code": code, "detail": self.to_string(), "attr": attr}))

@@ -388,10 +388,16 @@ impl From<ApiError> for ApiResponse {
         if let ApiError::Internal(cause) = &e {
             tracing::error!(%cause, "request failed");
         }
+        let headers = match &e {
+            ApiError::Throttled { wait_seconds } => {
+                vec![("retry-after".to_string(), wait_seconds.to_string())]
+            }
+            _ => Vec::new(),
+        };
         ApiResponse {
             status: e.status(),
             body: e.body(),
-            headers: Vec::new(),
+            headers,
         }
     }
 }

@@ -19,6 +19,8 @@ pub mod json_text;
 pub mod limits;
 pub mod person;
 pub mod python;
+pub mod rate_limit;
+pub mod request_log;
 pub mod retry;
 pub mod schedule;
 pub mod service;

@@ -22,16 +22,30 @@ pub use cache::{DefinitionsCache, Snapshot};
 use super::{Context, project_route};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::store::PersonStore;
-use crate::store::{DefinitionsStore, FlagStore, HashKeyOverrideStore, IdentityStore, UsageStore};
+use crate::store::{
+    DefinitionsStore, FlagStore, HashKeyOverrideStore, IdentityStore, RateLimitStore, UsageStore,
+};
 
 /// Everything the SDK endpoints read and write.
 pub trait Store:
-    FlagStore + IdentityStore + DefinitionsStore + HashKeyOverrideStore + UsageStore + PersonStore
+    FlagStore
+    + IdentityStore
+    + DefinitionsStore
+    + HashKeyOverrideStore
+    + UsageStore
+    + PersonStore
+    + RateLimitStore
 {
 }
 
 impl<
-    S: FlagStore + IdentityStore + DefinitionsStore + HashKeyOverrideStore + UsageStore + PersonStore,
+    S: FlagStore
+        + IdentityStore
+        + DefinitionsStore
+        + HashKeyOverrideStore
+        + UsageStore
+        + PersonStore
+        + RateLimitStore,
 > Store for S
 {
 }

@@ -43,15 +43,36 @@ pub mod persons;
 pub mod scheduled_changes;
 
 #[cfg(feature = "http-api")]
-pub use function::{Context, Function, Group, serve};
+pub use function::{
+    Context, Function, Group, RequestLine, evaluation_metric, metrics_namespace, serve,
+};
 #[cfg(feature = "management-api")]
 pub(crate) use management::{Authorized, authorized_route};
 
+/// Logging for every function: `RUST_LOG` (the template's `LogLevel`), else Lambda's
+/// `AWS_LAMBDA_LOG_LEVEL`, else `info`; one JSON object per line when the function's log
+/// format is JSON (`AWS_LAMBDA_LOG_FORMAT`, the template's default), so CloudWatch Logs
+/// Insights reads the fields and Lambda filters by `level`.
 pub fn tracing_subscriber_init() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .without_time()
-        .init();
+    let level = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
+        .unwrap_or_else(|_| "info".into())
+        .to_ascii_lowercase();
+    let filter = tracing_subscriber::EnvFilter::new(level);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .without_time()
+            .init();
+    }
 }
 
 /// Path segments after `/api/projects/{project_id}/<resource>/`, or `None` when the path is

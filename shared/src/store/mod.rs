@@ -644,3 +644,17 @@ pub trait CohortStore: Sync {
         person_uuids: &[String],
     ) -> impl Future<Output = Result<HashMap<String, Vec<i64>>, ApiError>> + Send;
 }
+
+/// Request counters shared by every instance, one item per scope, project and window
+/// ([`crate::rate_limit`]).
+pub trait RateLimitStore: Sync {
+    /// Adds this request to the window's counter with one conditional UpdateItem, unless the
+    /// window already holds `limit` requests: `false` then, and nothing is counted.
+    fn count_request(
+        &self,
+        scope: &str,
+        project_id: i64,
+        window: &crate::rate_limit::Window,
+        limit: u32,
+    ) -> impl Future<Output = Result<bool, ApiError>> + Send;
+}

@@ -27,6 +27,7 @@ pub fn local_client(endpoint: &str) -> Client {
             None,
             "dynamodb-local",
         ))
+        .interceptor(super::dynamo::CapacityMeter)
         .build();
     Client::from_conf(config)
 }

@@ -139,10 +139,12 @@ impl DefinitionsCache {
         if let Some((project, at)) = lock(&self.tokens).get(token)
             && at.elapsed() < TOKEN_TTL
         {
+            crate::request_log::note_project(project.id);
             return Ok(Some(project.clone()));
         }
         let found = store.project_by_token(token).await?;
         if let Some(project) = &found {
+            crate::request_log::note_project(project.id);
             insert(
                 &self.tokens,
                 MAX_ENTRIES,

@@ -6,12 +6,16 @@
 //! named by `?token=` (or the path, or else the key's own/current project). The ETag is the
 //! project's definitions version, so a poll with a matching `If-None-Match` costs one small
 //! read and answers 304 without touching the flags themselves.
+//!
+//! Each project may poll 600 times a minute across all instances (PostHog's
+//! `LocalEvaluationThrottle`, [`crate::rate_limit`]); past that, 429 with `Retry-After`.
 
 use super::{Context, Store};
 use crate::auth::{self, Accepts, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::identity::Project;
+use crate::rate_limit;
 
 /// Bumped when the payload's format changes, so SDKs holding an old body refetch it.
 const PAYLOAD_FORMAT: u32 = 1;
@@ -38,6 +42,14 @@ async fn serve<S: Store>(
         auth::authenticate(req, None, ctx.store, Accepts::PersonalKeysOrProjectSecret).await?;
     caller.require_scope("feature_flag:read")?;
     let project = project(ctx, req, &caller, path_project).await?;
+    // PostHog's LocalEvaluationThrottle runs after authentication: every poll counts, a 304 too.
+    rate_limit::check(
+        ctx.store,
+        rate_limit::local_evaluation(),
+        project.id,
+        ctx.now,
+    )
+    .await?;
     let version = ctx.store.definitions_version(project.id).await?;
     let etag = etag(project.id, version);
     let headers = vec![

@@ -73,6 +73,7 @@
 //!   put in the same transaction as the flag whose `usage_dashboard` points at it
 
 mod activity;
+mod capacity;
 mod cohorts;
 mod definitions;
 mod early_access;
@@ -80,8 +81,11 @@ mod flags;
 mod identity;
 mod overrides;
 mod persons;
+mod rate_limits;
 mod schedules;
 mod usage;
+
+pub use capacity::CapacityMeter;
 
 pub use cohorts::{cohort_stream_event, stream_cohorts};
 
@@ -121,7 +125,10 @@ impl DynamoStore {
     /// DynamoDB Local).
     pub async fn from_env() -> Self {
         let config = aws_config::load_from_env().await;
-        DynamoStore::new(Client::new(&config), Tables::from_env())
+        let config = aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(CapacityMeter)
+            .build();
+        DynamoStore::new(Client::from_conf(config), Tables::from_env())
     }
 }
 
