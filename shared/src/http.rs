@@ -362,12 +362,60 @@ impl ApiResponse {
             None if body.is_empty() => Body::Empty,
             None => Body::Text(body),
         };
+        if let Some(error) = too_large_for_lambda(&body, gzip) {
+            return error;
+        }
         builder.body(body).unwrap_or_else(|_| {
             let mut fallback = Response::new(Body::Empty);
             *fallback.status_mut() = lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR;
             fallback
         })
     }
+}
+
+/// The largest body a function answers. AWS Lambda refuses responses over 6 MB (6,291,556
+/// bytes of payload); API Gateway's envelope escapes a text body's quotes and base64-encodes a
+/// binary (gzipped) one (4/3), so a body is held to 4.5 MB as sent, which leaves room for both.
+pub const MAX_RESPONSE_BYTES: usize = 4_500_000;
+
+/// A clear answer instead of the body Lambda would refuse (API Gateway would answer a bare 502):
+/// 406 when gzip, which the client did not accept, would fit (a project's full definitions
+/// exceed it in plain JSON from ~8,000 flags, and are ~20 times smaller gzipped), 500 otherwise.
+fn too_large_for_lambda(body: &Body, gzipped: bool) -> Option<Response<Body>> {
+    let sent = match body {
+        Body::Text(text) => text.len(),
+        Body::Binary(bytes) => bytes.len().div_ceil(3) * 4,
+        _ => 0,
+    };
+    if sent <= MAX_RESPONSE_BYTES {
+        return None;
+    }
+    let (status, detail) = if gzipped {
+        (
+            500,
+            format!(
+                "This response would be {sent} bytes even gzipped, more than the {MAX_RESPONSE_BYTES} bytes a function can answer (AWS Lambda's 6 MB limit)."
+            ),
+        )
+    } else {
+        (
+            406,
+            format!(
+                "This response would be {sent} bytes, more than the {MAX_RESPONSE_BYTES} bytes a function can answer uncompressed (AWS Lambda's 6 MB limit). Send `Accept-Encoding: gzip` (PostHog's SDKs do) to receive it gzipped."
+            ),
+        )
+    };
+    let envelope = serde_json::json!({
+        "type": "server_error",
+        "code": "response_too_large",
+        "detail": detail,
+        "attr": null,
+    });
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(envelope.to_string()))
+        .ok()
 }
 
 /// Bodies smaller than this are sent as they are: gzip would not pay for its header.
@@ -570,6 +618,31 @@ mod tests {
         assert!(plain.headers().get("content-encoding").is_none());
         let empty = ApiResponse::empty(304).gzip_if_accepted(&req).into_lambda();
         assert!(matches!(empty.body(), Body::Empty));
+    }
+
+    #[test]
+    fn a_body_lambda_would_refuse_is_a_clear_error_and_gzip_fits_it() {
+        let huge = json!({"flags": vec!["feature-flag-key"; MAX_RESPONSE_BYTES / 16]});
+        let identity = ApiRequest::new("GET", "/");
+        let refused = ApiResponse::ok(huge.clone())
+            .gzip_if_accepted(&identity)
+            .into_lambda();
+        assert_eq!(refused.status(), 406);
+        let Body::Text(text) = refused.body() else {
+            panic!("not text")
+        };
+        let error: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(error["code"], "response_too_large");
+        assert!(
+            error["detail"]
+                .as_str()
+                .unwrap()
+                .contains("Accept-Encoding: gzip")
+        );
+        let req = ApiRequest::new("GET", "/").with_header("accept-encoding", "gzip");
+        let zipped = ApiResponse::ok(huge).gzip_if_accepted(&req).into_lambda();
+        assert_eq!(zipped.status(), 200);
+        assert!(matches!(zipped.body(), Body::Binary(_)));
     }
 
     #[test]
