@@ -53,6 +53,15 @@ pub fn add_capacity_units(units: f64) {
     let _ = STATS.try_with(|s| s.capacity_units.set(s.capacity_units.get() + units));
 }
 
+/// CloudWatch's namespace for the service's own metrics (`METRICS_NAMESPACE`, set by the
+/// template to the stack's; `FeatureFlags` elsewhere).
+pub fn metrics_namespace() -> String {
+    std::env::var("METRICS_NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "FeatureFlags".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -190,15 +190,6 @@ fn is_evaluation(req: &ApiRequest) -> bool {
     matches!(req.segments().last(), Some(&"flags") | Some(&"decide"))
 }
 
-/// CloudWatch's namespace for the service's own metrics (`METRICS_NAMESPACE`, set by the
-/// template to the stack's; `FeatureFlags` elsewhere).
-pub fn metrics_namespace() -> String {
-    std::env::var("METRICS_NAMESPACE")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "FeatureFlags".into())
-}
-
 /// One `/flags` evaluation as a CloudWatch embedded-metric-format line: CloudWatch Logs turns
 /// it into the `FlagsEvaluations` metric (dimension `Service=flags`) with no API call.
 pub fn evaluation_metric(now: Timestamp) -> String {
@@ -206,7 +197,7 @@ pub fn evaluation_metric(now: Timestamp) -> String {
         "_aws": {
             "Timestamp": now.timestamp_millis(),
             "CloudWatchMetrics": [{
-                "Namespace": metrics_namespace(),
+                "Namespace": request_log::metrics_namespace(),
                 "Dimensions": [["Service"]],
                 "Metrics": [{"Name": "FlagsEvaluations", "Unit": "Count"}],
             }],

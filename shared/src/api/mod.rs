@@ -43,9 +43,7 @@ pub mod persons;
 pub mod scheduled_changes;
 
 #[cfg(feature = "http-api")]
-pub use function::{
-    Context, Function, Group, RequestLine, evaluation_metric, metrics_namespace, serve,
-};
+pub use function::{Context, Function, Group, RequestLine, evaluation_metric, serve};
 #[cfg(feature = "management-api")]
 pub(crate) use management::{Authorized, authorized_route};
 

@@ -24,12 +24,41 @@ pub async fn serve() -> Result<(), lambda_http::Error> {
     lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
         let (store, cipher) = (&store, &cipher);
         async move {
-            Box::pin(tick(store, cipher, chrono::Utc::now()))
-                .await
-                .map_err(|e| lambda_http::Error::from(format!("scheduled changes failed: {e:?}")))
+            let now = chrono::Utc::now();
+            let counts = Box::pin(tick(store, cipher, now)).await.map_err(|e| {
+                lambda_http::Error::from(format!("scheduled changes failed: {e:?}"))
+            })?;
+            println!("{}", tick_metrics(&counts, now));
+            Ok::<Value, lambda_http::Error>(counts)
         }
     }))
     .await
+}
+
+/// A tick's counts as one CloudWatch embedded-metric-format line (`ScheduledChangesApplied`,
+/// `…Failed`, `…Closed`, dimension `Service=scheduled-changes`): the failed-changes alarm
+/// watches `ScheduledChangesFailed` with no API call from the function.
+pub fn tick_metrics(counts: &Value, now: Timestamp) -> String {
+    let names = [
+        ("applied", "ScheduledChangesApplied"),
+        ("failed", "ScheduledChangesFailed"),
+        ("closed", "ScheduledChangesClosed"),
+    ];
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": now.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": crate::request_log::metrics_namespace(),
+                "Dimensions": [["Service"]],
+                "Metrics": names.iter().map(|(_, m)| json!({"Name": m, "Unit": "Count"})).collect::<Vec<_>>(),
+            }],
+        },
+        "Service": "scheduled-changes",
+    });
+    for (field, metric) in names {
+        line[metric] = json!(counts[field].as_u64().unwrap_or(0));
+    }
+    line.to_string()
 }
 
 /// One tick at `now`; answers how many changes were applied, failed, closed and skipped.
@@ -46,4 +75,32 @@ pub async fn tick<S: FlagStore + FeatureStore + ScheduleStore>(
         "closed": count(Outcome::Closed),
         "skipped": count(Outcome::Skipped),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_tick_is_an_embedded_metric_line() {
+        let now = chrono::Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+        let counts = json!({"applied": 2, "failed": 1, "closed": 0, "skipped": 4});
+        let line: Value = serde_json::from_str(&tick_metrics(&counts, now)).unwrap();
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"], json!([["Service"]]));
+        assert_eq!(
+            directive["Metrics"][1],
+            json!({"Name": "ScheduledChangesFailed", "Unit": "Count"})
+        );
+        assert_eq!(line["Service"], "scheduled-changes");
+        assert_eq!(
+            (
+                &line["ScheduledChangesApplied"],
+                &line["ScheduledChangesFailed"],
+                &line["ScheduledChangesClosed"]
+            ),
+            (&json!(2), &json!(1), &json!(0))
+        );
+    }
 }
