@@ -172,6 +172,7 @@ async fn the_console_manages_a_flag_end_to_end_in_a_browser() {
         "{}",
         r.text
     );
+    assert_eq!(steps["phone_switch_visible"], true, "{context}");
     assert_eq!(steps["signed_out_key_gone"], true, "{context}");
 
     let r = s

@@ -176,8 +176,9 @@ export function FlagsList(props: { project: string; me: any }) {
           flag={toggling}
           onDone={(updated) => {
             setToggling(null);
-            if (updated && list.data)
-              list.set({ ...list.data, results: results.map((f) => (f.id === updated.id ? updated : f)) });
+            // Reloaded rather than patched in place: the rows shown when the dialog opened may
+            // be older than the list's current query.
+            if (updated) list.reload();
           }}
         />
       )}
@@ -274,7 +275,10 @@ function ExistingFlag(props: { project: string; id: string }) {
             {f.status && f.status !== "ACTIVE" ? String(f.status).toLowerCase() : f.active ? "enabled" : "disabled"}
           </span>
         </h1>
-        <DeleteRestore project={props.project} flag={f} onChanged={flag.set} />
+        <div class="row">
+          {!f.deleted && <Archive project={props.project} flag={f} onChanged={flag.set} />}
+          <DeleteRestore project={props.project} flag={f} onChanged={flag.set} />
+        </div>
       </div>
       {f.deleted && <p class="notice">This flag is deleted. Restore it to edit it again.</p>}
       <div role="tablist" class="tabs" aria-label="Flag sections">
@@ -312,6 +316,34 @@ function ExistingFlag(props: { project: string; id: string }) {
         {tab === "schedule" && <Scheduled project={props.project} flag={f} />}
       </div>
     </section>
+  );
+}
+
+/** Archive (a disabled flag) or unarchive, with the version shown. */
+function Archive(props: { project: string; flag: Flag; onChanged: (f: Flag) => void }) {
+  const [error, setError] = useState<string | null>(null);
+  const archived = !!props.flag.archived;
+  const go = async () => {
+    setError(null);
+    try {
+      props.onChanged(
+        await api("POST", flagsPath(props.project, `${props.flag.id}/${archived ? "unarchive" : "archive"}/`), { version: props.flag.version }),
+      );
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  return (
+    <>
+      <button type="button" class="secondary" onClick={go} title={archived ? undefined : "Only a disabled flag can be archived"}>
+        {archived ? "Unarchive" : "Archive"}
+      </button>
+      {error && (
+        <span class="field-error" role="alert">
+          {error}
+        </span>
+      )}
+    </>
   );
 }
 
@@ -642,7 +674,7 @@ export function FlagEditor(props: { project: string; flag: Flag | null; onSaved:
         )}
 
         <h2>Release conditions</h2>
-        {form.conditions.length === 0 && <p class="hint">No conditions: the flag is off for everyone.</p>}
+        {form.conditions.length === 0 && <p class="hint">A flag needs at least one condition set.</p>}
         {form.conditions.map((c, i) => (
           <fieldset class="condition" key={i}>
             <legend>Condition set {i + 1}</legend>

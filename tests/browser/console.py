@@ -112,6 +112,7 @@ def run(page, spec, out):
     # Toggle on the list, with confirmation.
     page.goto(f"{api}/project/{project}/feature_flags")
     page.get_by_role("searchbox").fill(key)
+    expect(page.locator("table.flags tbody tr")).to_have_count(1, timeout=WAIT_MS)
     switch = page.get_by_role("switch", name=f"Disable {key}")
     expect(switch).to_be_visible(timeout=WAIT_MS)
     switch.click()
@@ -223,6 +224,16 @@ def run(page, spec, out):
     page.wait_for_url(re.compile(rf"/project/{project}/cohorts/\d+$"), timeout=WAIT_MS)
     expect(page.get_by_role("heading", name=f"{stem} pro users")).to_be_visible(timeout=WAIT_MS)
     out["cohort_id"] = int(page.url.rsplit("/", 1)[1])
+
+    # On a phone's screen: the list keeps its key, status and switch columns.
+    page.set_viewport_size({"width": 390, "height": 760})
+    page.get_by_role("link", name="Feature flags", exact=True).click()
+    page.get_by_role("searchbox").fill(stem)
+    # The flag made here and the early access feature's own flag.
+    expect(page.locator("table.flags tbody tr")).to_have_count(2, timeout=WAIT_MS)
+    steps["phone_switch_visible"] = page.locator("table.flags tbody tr").first.get_by_role("switch").is_visible()
+    shot(page, spec, "phone")
+    page.set_viewport_size({"width": 1280, "height": 860})
 
     # Sign out forgets the key.
     page.get_by_role("button", name="Sign out").click()
