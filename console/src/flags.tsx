@@ -39,6 +39,11 @@ export function FlagsList(props: { project: string; me: any }) {
     return () => clearTimeout(t);
   }, [search]);
   const qs = listQueryString(query);
+  // The organization's members for "Created by" (an error leaves only "Me").
+  const members = useLoad(() => api("GET", "/api/organizations/@current/members/?limit=200"), []);
+  const people: { id: number; email: string }[] = (members.data?.results ?? [])
+    .map((m: any) => ({ id: m.user?.id, email: m.user?.email ?? m.user?.first_name ?? String(m.user?.id) }))
+    .filter((m: { id: unknown }) => typeof m.id === "number");
   const list = useLoad(() => api("GET", `${flagsPath(props.project)}?${qs}`), [props.project, qs]);
   const update = (patch: Partial<ListQuery>) => setQuery((q) => ({ ...q, ...patch, page: patch.page ?? 0 }));
   const sortBy = (field: string) => update({ order: query.order === field ? `-${field}` : field });
@@ -90,6 +95,11 @@ export function FlagsList(props: { project: string; me: any }) {
           <select value={query.createdBy} onChange={(e) => update({ createdBy: (e.target as HTMLSelectElement).value })}>
             <option value="">Anyone</option>
             {props.me?.id !== undefined && <option value={String(props.me.id)}>Me</option>}
+            {people
+              .filter((m) => m.id !== props.me?.id)
+              .map((m) => (
+                <option value={String(m.id)}>{m.email}</option>
+              ))}
           </select>
         </label>
         <label>
