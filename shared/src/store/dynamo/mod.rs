@@ -71,6 +71,8 @@
 //!   atomic `ADD` gives a dashboard id and its two insight ids)
 //! * `PROJECT#<p>` / `DASHBOARD#<id>`        → dashboard (flag id and key, insight ids/short ids);
 //!   put in the same transaction as the flag whose `usage_dashboard` points at it
+//! * `PROJECT#<p>#RATE#<scope>` / `WINDOW#<unix s>` → `requests`, `expires_at` (TTL): a rate
+//!   limit's counter for one minute (`rate_limits.rs`, `crate::rate_limit`)
 
 mod activity;
 mod capacity;
