@@ -24,6 +24,8 @@ import gzip
 import http.client
 import json
 import os
+import re
+import statistics
 import sys
 import threading
 import time
@@ -83,6 +85,23 @@ def grow(api_url, headers, base, start, stop, workers, ids):
         sys.exit(f"seeding failed: {failure[0]!r}")
 
 
+UNITS = re.compile(r'route="(\S+) (\S+)" project_id=(\d+) status=\d+ latency_ms=\d+ '
+                   r'dynamodb_capacity_units=([\d.]+)')
+
+
+def capacity_units(log_path, project_id, done):
+    """Capacity units (read + write) of this project's requests in the server's request log
+    (`dynamodb_capacity_units`, crate::request_log), from line `done` on: {(method, route): [units]}."""
+    found = {}
+    with open(log_path, errors="replace") as f:
+        lines = f.readlines()
+    for line in lines[done:]:
+        m = UNITS.search(line)
+        if m and int(m.group(3)) == project_id:
+            found.setdefault((m.group(1), m.group(2)), []).append(float(m.group(4)))
+    return found, len(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flags", type=int, default=10000, help="the largest size")
@@ -92,6 +111,7 @@ def main():
     parser.add_argument("--seed-workers", type=int, default=6)
     parser.add_argument("--api-url", help="default: api_url of --credentials")
     parser.add_argument("--dynamodb", help="DynamoDB endpoint of the server (flagsctl seeds there)")
+    parser.add_argument("--server-log", help="the server's output, to print DynamoDB units per call")
     parser.add_argument("--credentials", default=os.path.join(ROOT, ".local", "dev-credentials.json"))
     args = parser.parse_args()
 
@@ -133,6 +153,7 @@ def main():
         print(f"\n== {size} flags (grown {seeded}->{size} through the API in {took:.0f} s, "
               f"{args.seed_workers} in flight)")
         seeded = size
+        log_mark = capacity_units(args.server_log, project["id"], 0)[1] if args.server_log else 0
 
         creates, updates, deletes, made = [], [], [], []
         for _ in range(args.runs):
@@ -176,6 +197,11 @@ def main():
         row("GET /flags/definitions, 304", polls)
         row("GET /flags/definitions, 200", full)
         print(f"definitions body: {len(plain):,} bytes, {len(body):,} sent ({encoding or 'identity'})")
+        if args.server_log:
+            units, _ = capacity_units(args.server_log, project["id"], log_mark)
+            for (method, route), values in sorted(units.items()):
+                print(f"DynamoDB units (read + write), {method} {route}: median "
+                      f"{statistics.median(values):g}, max {max(values):g}, n={len(values)}")
 
 
 if __name__ == "__main__":
