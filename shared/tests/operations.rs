@@ -21,9 +21,7 @@ async fn local_evaluation_allows_600_a_minute_per_project_across_instances() {
         instance(&world, Group::Flags),
     ];
     // The clock is pinned 10 s into a minute, so every poll falls in one window.
-    let now = chrono::Utc
-        .timestamp_opt(1_800_000_000 + 10, 0)
-        .unwrap();
+    let now = chrono::Utc.timestamp_opt(1_800_000_000 + 10, 0).unwrap();
     let pollers = 8;
     let per_poller = 85; // 680 polls in all, 80 more than the limit
     let statuses: Vec<Vec<(u16, Option<String>)>> =
