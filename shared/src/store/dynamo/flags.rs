@@ -1,7 +1,10 @@
 //! Flags, their key-uniqueness items, activity entries and counters, written together in one
 //! TransactWriteItems so that a flag never changes without its log entry or the reverse.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use futures::{StreamExt, TryStreamExt, stream};
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -32,6 +35,24 @@ fn dependency_sk(target: i64, source: i64) -> String {
 /// the key finds the flags to purge without reading the project.
 fn deleted_key_sk(key: &str, id: i64) -> String {
     format!("FLAGDEL#{key}#{id}")
+}
+
+/// Marks a project whose indexes hold every flag (see [`DynamoStore::ensure_flag_indexes`]).
+const INDEXED_SK: &str = "FLAGINDEX";
+
+/// Projects this process has seen marked as indexed (a marker is never removed).
+static INDEXED: OnceLock<Mutex<HashSet<(String, i64)>>> = OnceLock::new();
+
+/// The index items a stored flag needs: one per flag it references, one if soft-deleted.
+fn index_items(flag: &Flag) -> Vec<String> {
+    let mut sks: Vec<String> = filters::reference_ids(&flag.filters)
+        .into_iter()
+        .map(|target| dependency_sk(target, flag.id))
+        .collect();
+    if flag.deleted {
+        sks.push(deleted_key_sk(&flag.key, flag.id));
+    }
+    sks
 }
 
 fn index_item_ids(items: Vec<Item>) -> Vec<i64> {
@@ -107,6 +128,7 @@ impl FlagStore for DynamoStore {
     }
 
     async fn dependent_ids(&self, project_id: i64, target: i64) -> Result<Vec<i64>, ApiError> {
+        self.ensure_flag_indexes(project_id).await?;
         let prefix = format!("FLAGDEP#{target}#");
         let items = self
             .query_prefix_items(&self.tables.flags, project_pk(project_id), &prefix)
@@ -115,6 +137,7 @@ impl FlagStore for DynamoStore {
     }
 
     async fn deleted_key_holders(&self, project_id: i64, key: &str) -> Result<Vec<i64>, ApiError> {
+        self.ensure_flag_indexes(project_id).await?;
         let prefix = format!("FLAGDEL#{key}#");
         let items = self
             .query_prefix_items(&self.tables.flags, project_pk(project_id), &prefix)
@@ -170,6 +193,66 @@ impl FlagStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// The indexes are written in every flag's transaction, but flags stored before they existed
+    /// have none: the first index read of such a project (no marker yet) reads its flags once,
+    /// puts their index items and then the marker. Racing writers are harmless: they write their
+    /// own items in their transactions, and an item put from an older read is at worst stale,
+    /// which readers tolerate (they read and check the flags an index names).
+    async fn ensure_flag_indexes(&self, project_id: i64) -> Result<(), ApiError> {
+        let seen = (self.tables.flags.clone(), project_id);
+        let indexed = INDEXED.get_or_init(Default::default);
+        let known = |set: &Mutex<HashSet<(String, i64)>>| {
+            set.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&seen)
+        };
+        if known(indexed) {
+            return Ok(());
+        }
+        let pk = project_pk(project_id);
+        let marker = HashMap::from([
+            ("pk".to_string(), s(&pk)),
+            ("sk".to_string(), s(INDEXED_SK)),
+        ]);
+        if self
+            .get_item(&self.tables.flags, marker.clone())
+            .await?
+            .is_none()
+        {
+            let flags = self.project_flags(project_id).await?;
+            let items: Vec<(String, i64)> = flags
+                .iter()
+                .flat_map(|f| index_items(f).into_iter().map(move |sk| (sk, f.id)))
+                .collect();
+            stream::iter(items)
+                .map(|(sk, id)| {
+                    self.client
+                        .put_item()
+                        .table_name(&self.tables.flags)
+                        .item("pk", s(&pk))
+                        .item("sk", s(sk))
+                        .item("flag_id", n(id))
+                        .send()
+                })
+                .buffer_unordered(8)
+                .map_err(db_error)
+                .try_for_each(|_| async { Ok(()) })
+                .await?;
+            self.client
+                .put_item()
+                .table_name(&self.tables.flags)
+                .set_item(Some(marker))
+                .send()
+                .await
+                .map_err(db_error)?;
+        }
+        indexed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(seen);
+        Ok(())
+    }
+
     /// One flag change in one transaction; `bump` adds the definitions-version bump to it.
     async fn put_flag_write(&self, mut write: FlagWrite, bump: bool) -> Result<Flag, WriteError> {
         write.after.revision = write.before.as_ref().map_or(1, |b| b.revision + 1);
@@ -286,27 +369,14 @@ impl DynamoStore {
             return Ok(Vec::new());
         };
         let pk = project_pk(flag.project_id);
-        let refs = |f: Option<&Flag>| {
-            f.map(|f| filters::reference_ids(&f.filters))
-                .unwrap_or_default()
-        };
-        let deleted_key = |f: Option<&Flag>| f.filter(|f| f.deleted).map(|f| f.key.clone());
-        let (refs_before, refs_after) = (refs(before), refs(after));
+        let held = before.map(index_items).unwrap_or_default();
+        let wanted = after.map(index_items).unwrap_or_default();
         let mut ops = Vec::new();
-        for target in refs_before.iter().filter(|t| !refs_after.contains(t)) {
-            ops.push(self.delete_index_item(&pk, dependency_sk(*target, flag.id))?);
+        for sk in held.iter().filter(|sk| !wanted.contains(sk)) {
+            ops.push(self.delete_index_item(&pk, sk.clone())?);
         }
-        for target in refs_after.iter().filter(|t| !refs_before.contains(t)) {
-            ops.push(self.put_index_item(&pk, dependency_sk(*target, flag.id), flag.id)?);
-        }
-        let (held, wanted) = (deleted_key(before), deleted_key(after));
-        if held != wanted {
-            if let Some(key) = held {
-                ops.push(self.delete_index_item(&pk, deleted_key_sk(&key, flag.id))?);
-            }
-            if let Some(key) = wanted {
-                ops.push(self.put_index_item(&pk, deleted_key_sk(&key, flag.id), flag.id)?);
-            }
+        for sk in wanted.iter().filter(|sk| !held.contains(sk)) {
+            ops.push(self.put_index_item(&pk, sk.clone(), flag.id)?);
         }
         Ok(ops)
     }
