@@ -214,6 +214,34 @@ async fn e12_at_most_1000_values_per_property() {
 }
 
 #[tokio::test]
+async fn at_most_50_flag_dependencies() {
+    let w = World::new().await;
+    let ids: Vec<i64> = (1_000_000..1_000_051).collect();
+    let r = w
+        .call(
+            "POST",
+            "",
+            Some(json!({"key": "many", "filters": filters_depending_on(&ids)})),
+        )
+        .await;
+    invalid(
+        &r,
+        "A feature flag can depend on at most 50 other flags; these filters reference 51.",
+    );
+    let r = w
+        .call(
+            "POST",
+            "",
+            Some(json!({"key": "many", "filters": filters_depending_on(&ids[..50])})),
+        )
+        .await;
+    invalid(
+        &r,
+        "Flag dependency references non-existent flag with ID 1000000",
+    );
+}
+
+#[tokio::test]
 async fn e13_cohort_must_exist() {
     let w = World::new().await;
     let prop = json!({"key": "id", "type": "cohort", "value": 5});

@@ -633,10 +633,21 @@ pub fn reference_ids(filters: &Value) -> Vec<i64> {
     ids
 }
 
+/// Distinct flags one flag's filters may depend on.
+pub const MAX_FLAG_DEPENDENCIES: usize = 50;
+
 /// E22–E26. PostHog skips the whole check when the flag has no key yet.
 fn check_dependencies(filters: &Value, groups: &[Value], ctx: &FilterContext) -> ApiResult<()> {
     if ctx.flag_key.is_empty() {
         return Ok(());
+    }
+    let referenced = reference_ids(filters).len();
+    if referenced > MAX_FLAG_DEPENDENCIES {
+        // Not PostHog's: each dependency is an index item in the flag's one transaction
+        // (DynamoDB takes 100 items), and copy_flags carries at most 50 dependencies too.
+        return Err(invalid(format!(
+            "A feature flag can depend on at most {MAX_FLAG_DEPENDENCIES} other flags; these filters reference {referenced}."
+        )));
     }
     let mut dependencies: Vec<&Flag> = Vec::new();
     each_property(groups, |p| {
