@@ -8,9 +8,9 @@
 #   node_modules/.posthog-cli/posthog-api-cli.mjs
 #                  PostHog's MCP tool catalog from the posthog-cli crate on crates.io
 #                  (tests/tool_catalog.rs drives it with node)
-#   chromium       Debian's, with apt, only when /usr/bin/chromium is missing: the browser e2e
 #   console/       the web console: npm ci of console/package-lock.json, then its build into
 #                  console/dist (compiled into the console function)
+#   chromium       Debian's, with apt, only when /usr/bin/chromium is missing: the browser e2e
 #                  test (tests/browser.rs) drives it through Playwright, which never downloads one
 # Nothing else is installed system-wide; `make setup` can be re-run at any time.
 set -euo pipefail
