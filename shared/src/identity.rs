@@ -53,7 +53,8 @@ fn yes() -> bool {
 }
 
 /// PostHog's `UserBasicSerializer` shape, stored with flags so reads need no user lookups.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The default (all empty) stands for nobody, e.g. on the probe flags evaluations build.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserSummary {
     pub id: i64,
     pub uuid: String,

@@ -57,7 +57,13 @@ pub(super) async fn user_blast_radius<S: PersonStore + CohortStore>(
         // Groups are not stored (only persons are), so no group can match and none is counted.
         return Ok(shown(0, 0));
     }
-    let mut probe = Flag::new(0, project.id, PROBE_KEY.into(), nobody(), ctx.now);
+    let mut probe = Flag::new(
+        0,
+        project.id,
+        PROBE_KEY.into(),
+        UserSummary::default(),
+        ctx.now,
+    );
     probe.filters = filters;
     let flags = [probe];
     let cohorts = cohorts_for(ctx.store, project.id, &flags).await?;
@@ -147,17 +153,6 @@ fn probe_filters(condition: &Map<String, Value>) -> ApiResult<Value> {
         }
     };
     Ok(json!({"groups": [{"properties": properties, "rollout_percentage": 100}]}))
-}
-
-fn nobody() -> UserSummary {
-    UserSummary {
-        id: 0,
-        uuid: String::new(),
-        distinct_id: String::new(),
-        first_name: String::new(),
-        last_name: String::new(),
-        email: String::new(),
-    }
 }
 
 #[cfg(test)]

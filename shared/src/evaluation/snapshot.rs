@@ -75,7 +75,13 @@ impl CohortProbe {
         let flags: Vec<Flag> = keys
             .iter()
             .map(|(id, key)| {
-                let mut flag = Flag::new(*id, 0, key.clone(), nobody(), chrono::Utc::now());
+                let mut flag = Flag::new(
+                    *id,
+                    0,
+                    key.clone(),
+                    UserSummary::default(),
+                    chrono::Utc::now(),
+                );
                 flag.filters = json!({"groups": [{"properties": [
                     {"key": "id", "type": "cohort", "value": id, "operator": "in"}
                 ], "rollout_percentage": 100}]});
@@ -121,17 +127,6 @@ impl CohortProbe {
             .filter(|(_, key)| answers.get(key).is_some_and(|e| e.enabled))
             .map(|(id, _)| *id)
             .collect()
-    }
-}
-
-fn nobody() -> UserSummary {
-    UserSummary {
-        id: 0,
-        uuid: String::new(),
-        distinct_id: String::new(),
-        first_name: String::new(),
-        last_name: String::new(),
-        email: String::new(),
     }
 }
 

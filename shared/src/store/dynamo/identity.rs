@@ -97,54 +97,28 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    /// Every item of a `gsi1` partition whose sort key starts with `prefix`, in sort-key order.
+    /// Every item of a `gsi1` partition whose sort key starts with `prefix`, in sort-key order
+    /// (an index: never a consistent read).
     async fn query_gsi1(&self, gsi1pk: String, prefix: &str) -> Result<Vec<Item>, ApiError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.identity)
-                .index_name(GSI1)
-                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-                .expression_attribute_values(":pk", s(gsi1pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(db_error)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+        self.client
+            .query()
+            .table_name(&self.tables.identity)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+            .expression_attribute_values(":pk", s(gsi1pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(db_error)
     }
 
     /// Every item of the table partition `pk` whose sort key starts with `prefix`.
     async fn query_partition(&self, pk: String, prefix: &str) -> Result<Vec<Item>, ApiError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.identity)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(db_error)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+        self.query_prefix_items(&self.tables.identity, pk, prefix)
+            .await
     }
 
     /// A pointer put that may only overwrite a pointer of the same project, so two projects
