@@ -13,14 +13,11 @@
 //! browser must have seen no failed request, no answer >= 400 and no console error.
 //! A missing Chromium or Playwright fails the test (run `make setup`).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use e2e::{Server, unique_key};
+use e2e::{CHROMIUM, Server, run_browser_driver, unique_key};
 use serde_json::{Value, json};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const BUILDS: [&str; 2] = ["array.js", "module.mjs"];
 
 #[tokio::test]
@@ -34,7 +31,7 @@ async fn posthog_js_in_a_browser_with_default_settings() {
         "api_url": s.url, "token": s.project_api_token, "keys": keys, "builds": BUILDS,
         "identify": {"distinct_id": person, "set": {"plan": "pro"}}, "chromium": CHROMIUM,
     });
-    let out = run_browser(&spec);
+    let out = run_browser_driver("posthog_js.py", &spec);
     for build in BUILDS {
         let run = &out[build];
         let context = format!("{build}: {}", serde_json::to_string_pretty(run).unwrap());
@@ -162,40 +159,4 @@ async fn stored_person(s: &Server, distinct_id: &str) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn checkout() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// Runs tests/browser/posthog_js.py on `spec`; returns the JSON it wrote.
-fn run_browser(spec: &Value) -> Value {
-    let root = checkout();
-    assert!(
-        Path::new(CHROMIUM).is_file(),
-        "{CHROMIUM} is missing: run `make setup` (it installs Debian's chromium)"
-    );
-    let python = root.join(".venv/bin/python");
-    let dir = std::env::temp_dir().join(unique_key("browser-run"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (spec_path, out_path) = (dir.join("spec.json"), dir.join("out.json"));
-    std::fs::write(&spec_path, spec.to_string()).expect("spec written");
-    let output = Command::new(&python)
-        .arg(root.join("tests/browser/posthog_js.py"))
-        .arg(&spec_path)
-        .arg(&out_path)
-        .output()
-        .unwrap_or_else(|e| panic!("running {} (run `make setup`): {e}", python.display()));
-    assert!(
-        output.status.success(),
-        "the browser driver failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&out_path).expect("driver output");
-    let _ = std::fs::remove_dir_all(&dir);
-    serde_json::from_str(&text).expect("driver output is JSON")
 }

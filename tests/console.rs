@@ -13,13 +13,8 @@
 //! With `CONSOLE_SCREENSHOTS=<dir>` the driver also saves the screenshots shown in
 //! docs/console.md (`CONSOLE_SCREENSHOTS=docs/images scripts/test.sh -E 'binary(console)'`).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use e2e::{Server, unique_key};
+use e2e::{CHROMIUM, Server, checkout, run_browser_driver, unique_key};
 use serde_json::{Value, json};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[tokio::test]
 async fn the_console_manages_a_flag_end_to_end_in_a_browser() {
@@ -33,7 +28,7 @@ async fn the_console_manages_a_flag_end_to_end_in_a_browser() {
         "project_id": s.project_id, "stem": stem, "chromium": CHROMIUM,
         "screenshots": screenshots,
     });
-    let out = run_console(&spec);
+    let out = run_browser_driver("console.py", &spec);
     let context = serde_json::to_string_pretty(&json!({
         "error": out["error"], "failed_at_url": out["failed_at_url"], "steps": out["steps"],
         "failures": out["failures"], "console": out["console"],
@@ -213,39 +208,4 @@ async fn first_version(s: &Server, id: i64) -> Value {
         return r.json();
     }
     flag
-}
-
-fn checkout() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// Runs tests/browser/console.py on `spec`; returns the JSON it wrote.
-fn run_console(spec: &Value) -> Value {
-    let root = checkout();
-    assert!(
-        Path::new(CHROMIUM).is_file(),
-        "{CHROMIUM} is missing: run `make setup` (it installs Debian's chromium)"
-    );
-    let python = root.join(".venv/bin/python");
-    let dir = std::env::temp_dir().join(unique_key("console-run"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (spec_path, out_path) = (dir.join("spec.json"), dir.join("out.json"));
-    std::fs::write(&spec_path, spec.to_string()).expect("spec written");
-    let output = Command::new(&python)
-        .arg(root.join("tests/browser/console.py"))
-        .arg(&spec_path)
-        .arg(&out_path)
-        .output()
-        .unwrap_or_else(|e| panic!("running {} (run `make setup`): {e}", python.display()));
-    assert!(
-        output.status.success(),
-        "the browser driver failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&out_path).expect("driver output");
-    serde_json::from_str(&text).expect("driver output is JSON")
 }

@@ -515,14 +515,7 @@ async fn captured_person_properties_drive_flags_over_http() {
     assert_eq!(results[0]["distinct_ids"], json!([person]));
 
     // The SDK sends no properties: the stored ones decide.
-    let flags = s
-        .send(
-            "POST",
-            "/flags/?v=4",
-            None,
-            Some(&json!({"api_key": s.project_api_token, "distinct_id": person})),
-        )
-        .await;
+    let flags = s.flags_for(&person).await;
     assert_eq!(flags.status, 200, "{}", flags.text);
     assert_eq!(
         flags.json()["flags"][key.as_str()]["enabled"],
@@ -548,14 +541,7 @@ async fn static_cohort_from_flag_targets_exactly_its_members_over_http() {
             json!({"event": "$pageview", "distinct_id": id, "properties": {"$set": {"plan": value}}})
         })
         .collect();
-    let captured = s
-        .send(
-            "POST",
-            "/batch/",
-            None,
-            Some(&json!({"api_key": s.project_api_token, "batch": batch})),
-        )
-        .await;
+    let captured = s.capture_batch(&batch).await;
     assert_eq!(captured.status, 200, "{}", captured.text);
 
     let source = s
@@ -640,14 +626,7 @@ async fn static_cohort_from_flag_targets_exactly_its_members_over_http() {
         cohort["name"]
     );
     for (id, on) in &people {
-        let flags = s
-            .send(
-                "POST",
-                "/flags/?v=4",
-                None,
-                Some(&json!({"api_key": s.project_api_token, "distinct_id": id})),
-            )
-            .await;
+        let flags = s.flags_for(id).await;
         assert_eq!(flags.status, 200, "{}", flags.text);
         assert_eq!(
             flags.json()["flags"][target_key.as_str()]["enabled"],

@@ -81,6 +81,19 @@ impl Server {
         self.send(method, path, Some(&self.personal_api_key), body)
             .await
     }
+
+    /// Events to `/batch/` as an SDK sends them, with the project API token.
+    pub async fn capture_batch(&self, batch: &[Value]) -> Reply {
+        let body = serde_json::json!({"api_key": self.project_api_token, "batch": batch});
+        self.send("POST", "/batch/", None, Some(&body)).await
+    }
+
+    /// `/flags/?v=4` for `distinct_id` as an SDK asks it: no properties, the stored ones decide.
+    pub async fn flags_for(&self, distinct_id: &str) -> Reply {
+        let body =
+            serde_json::json!({"api_key": self.project_api_token, "distinct_id": distinct_id});
+        self.send("POST", "/flags/?v=4", None, Some(&body)).await
+    }
 }
 
 /// A key no other test run uses, so the suite can run against a long-lived dev server.
@@ -92,4 +105,45 @@ pub fn unique_key(stem: &str) -> String {
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     )
+}
+
+/// The Chromium the browser drivers (tests/browser/*.py) launch; `make setup` installs it.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The workspace root: where `.venv/` and `tests/browser/` are.
+pub fn checkout() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Runs the Playwright driver `tests/browser/<script>` on `spec` with the checkout's Python;
+/// returns the JSON it wrote. Panics with the driver's output when it fails.
+pub fn run_browser_driver(script: &str, spec: &Value) -> Value {
+    let root = checkout();
+    assert!(
+        std::path::Path::new(CHROMIUM).is_file(),
+        "{CHROMIUM} is missing: run `make setup` (it installs Debian's chromium)"
+    );
+    let python = root.join(".venv/bin/python");
+    let dir = std::env::temp_dir().join(unique_key("browser-run"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (spec_path, out_path) = (dir.join("spec.json"), dir.join("out.json"));
+    std::fs::write(&spec_path, spec.to_string()).expect("spec written");
+    let output = std::process::Command::new(&python)
+        .arg(root.join("tests/browser").join(script))
+        .arg(&spec_path)
+        .arg(&out_path)
+        .output()
+        .unwrap_or_else(|e| panic!("running {} (run `make setup`): {e}", python.display()));
+    assert!(
+        output.status.success(),
+        "the browser driver {script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&out_path).expect("driver output");
+    let _ = std::fs::remove_dir_all(&dir);
+    serde_json::from_str(&text).expect("driver output is JSON")
 }

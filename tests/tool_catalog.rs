@@ -254,6 +254,15 @@ async fn flag(s: &Server, id: i64) -> Check<Value> {
     get(s, &s.flags_path(&format!("{id}/"))).await
 }
 
+async fn patch_flag(s: &Server, id: i64, body: Value) -> Check<Value> {
+    api(s, "PATCH", &s.flags_path(&format!("{id}/")), Some(&body)).await
+}
+
+/// Soft-deletes a flag a test made, at its end; a failure here is not the tools' to report.
+async fn discard_flag(s: &Server, id: i64) {
+    let _ = patch_flag(s, id, json!({"deleted": true})).await;
+}
+
 /// The flag's activity entries so far (`total_count`).
 async fn activity_count(s: &Server, id: i64) -> Check<i64> {
     let page = get(s, &s.flags_path(&format!("{id}/activity/?limit=1"))).await?;
@@ -290,6 +299,31 @@ async fn logged(s: &Server, id: i64, before: i64, verb: &str, field: Option<&str
     Ok(())
 }
 
+/// `input` with the flag's current `version`, which the state and rollout tools require.
+async fn with_version(s: &Server, id: i64, mut input: Value) -> Check<Value> {
+    input["version"] = flag(s, id).await?["version"].clone();
+    Ok(input)
+}
+
+/// Calls `tool` with `input` to change flag `id`, then checks the change: `check` judges the
+/// tool's answer and the flag as a GET then shows it, and exactly one activity entry more must
+/// have been written, a `logged_as.0` changing `logged_as.1` (when given).
+async fn change_flag(
+    cat: &Catalog<'_>,
+    id: i64,
+    tool: &str,
+    input: Value,
+    logged_as: (&str, Option<&str>),
+    check: impl FnOnce(&Value, &Value) -> Check,
+) -> Check {
+    let s = cat.s;
+    let before = activity_count(s, id).await?;
+    let out = cat.call(tool, input).await?;
+    let stored = flag(s, id).await?;
+    check(&out, &stored)?;
+    logged(s, id, before, logged_as.0, logged_as.1).await
+}
+
 fn everyone(rollout: u32) -> Value {
     json!({"groups": [{"properties": [], "rollout_percentage": rollout}]})
 }
@@ -308,14 +342,7 @@ async fn capture_persons(s: &Server, people: &[(String, Value)]) -> Check {
             json!({"event": "$pageview", "distinct_id": id, "properties": {"$set": props}})
         })
         .collect();
-    let reply = s
-        .send(
-            "POST",
-            "/batch/",
-            None,
-            Some(&json!({"api_key": s.project_api_token, "batch": batch})),
-        )
-        .await;
+    let reply = s.capture_batch(&batch).await;
     ensure!(
         reply.status == 200,
         "POST /batch/ -> {}: {}",
@@ -348,14 +375,7 @@ async fn person_uuid(s: &Server, distinct_id: &str) -> Check<String> {
 /// What `/flags` answers for `key` and this person: the engine's answer to compare read-only
 /// evaluation tools with.
 async fn flags_value(s: &Server, distinct_id: &str, key: &str) -> Check<Value> {
-    let reply = s
-        .send(
-            "POST",
-            "/flags/?v=4",
-            None,
-            Some(&json!({"api_key": s.project_api_token, "distinct_id": distinct_id})),
-        )
-        .await;
+    let reply = s.flags_for(distinct_id).await;
     ensure!(
         reply.status == 200,
         "POST /flags/ -> {}: {}",
@@ -546,13 +566,7 @@ async fn feature_flag_create_read_and_delete_tools() {
         })
         .await;
         // Dependents go first: a flag others depend on cannot be deleted.
-        let _ = api(
-            s,
-            "PATCH",
-            &s.flags_path(&format!("{dependent}/")),
-            Some(&json!({"deleted": true})),
-        )
-        .await;
+        discard_flag(s, dependent).await;
     } else {
         r.not_run(
             &["feature-flags-dependent-flags-retrieve"],
@@ -562,9 +576,8 @@ async fn feature_flag_create_read_and_delete_tools() {
 
     r.tool("delete-feature-flag", async {
         let before = activity_count(s, id).await?;
-        let version = flag(s, id).await?["version"].clone();
-        cat.call("delete-feature-flag", json!({"id": id, "version": version}))
-            .await?;
+        let input = with_version(s, id, json!({"id": id})).await?;
+        cat.call("delete-feature-flag", input).await?;
         let stored = flag(s, id).await?;
         ensure!(stored["deleted"] == true, "GET after delete: {stored}");
         let listed = get(s, &s.flags_path(&format!("?search={key}"))).await?;
@@ -600,92 +613,90 @@ async fn feature_flag_state_and_rollout_tools() {
     };
 
     r.tool("update-feature-flag", async {
-        let before = activity_count(s, id).await?;
-        cat.call(
+        let input = json!({"id": id, "name": "renamed by the tool catalog"});
+        change_flag(
+            cat,
+            id,
             "update-feature-flag",
-            json!({"id": id, "name": "renamed by the tool catalog"}),
+            input,
+            ("updated", Some("name")),
+            |_, stored| {
+                ensure!(
+                    stored["name"] == "renamed by the tool catalog",
+                    "name not changed: {stored}"
+                );
+                Ok(())
+            },
         )
-        .await?;
-        let stored = flag(s, id).await?;
-        ensure!(
-            stored["name"] == "renamed by the tool catalog",
-            "name not changed: {stored}"
-        );
-        logged(s, id, before, "updated", Some("name")).await
+        .await
     })
     .await;
 
     r.tool("feature-flag-disable", async {
-        let before = activity_count(s, id).await?;
-        let version = flag(s, id).await?["version"].clone();
-        let out = cat
-            .call(
-                "feature-flag-disable",
-                json!({"id": id, "version": version}),
-            )
-            .await?;
-        ensure!(out["active"] == false, "the tool's answer: {out}");
-        let stored = flag(s, id).await?;
-        ensure!(stored["active"] == false, "GET after disable: {stored}");
-        logged(s, id, before, "updated", Some("active")).await
+        let input = with_version(s, id, json!({"id": id})).await?;
+        change_flag(
+            cat,
+            id,
+            "feature-flag-disable",
+            input,
+            ("updated", Some("active")),
+            |out, stored| {
+                ensure!(out["active"] == false, "the tool's answer: {out}");
+                ensure!(stored["active"] == false, "GET after disable: {stored}");
+                Ok(())
+            },
+        )
+        .await
     })
     .await;
 
     r.tool("feature-flag-enable", async {
         // Disabled through the API first, so the tool has something to change.
-        api(
-            s,
-            "PATCH",
-            &s.flags_path(&format!("{id}/")),
-            Some(&json!({"active": false})),
+        patch_flag(s, id, json!({"active": false})).await?;
+        let input = with_version(s, id, json!({"id": id})).await?;
+        change_flag(
+            cat,
+            id,
+            "feature-flag-enable",
+            input,
+            ("updated", Some("active")),
+            |out, stored| {
+                ensure!(out["active"] == true, "the tool's answer: {out}");
+                ensure!(stored["active"] == true, "GET after enable: {stored}");
+                Ok(())
+            },
         )
-        .await?;
-        let before = activity_count(s, id).await?;
-        let version = flag(s, id).await?["version"].clone();
-        let out = cat
-            .call("feature-flag-enable", json!({"id": id, "version": version}))
-            .await?;
-        ensure!(out["active"] == true, "the tool's answer: {out}");
-        let stored = flag(s, id).await?;
-        ensure!(stored["active"] == true, "GET after enable: {stored}");
-        logged(s, id, before, "updated", Some("active")).await
+        .await
     })
     .await;
 
     r.tool("feature-flag-set-release-condition-rollout", async {
-        let before = activity_count(s, id).await?;
-        let version = flag(s, id).await?["version"].clone();
-        cat.call(
+        let input = json!({"id": id, "condition_index": 0, "rollout_percentage": 55});
+        change_flag(
+            cat,
+            id,
             "feature-flag-set-release-condition-rollout",
-            json!({"id": id, "condition_index": 0, "rollout_percentage": 55, "version": version}),
+            with_version(s, id, input).await?,
+            ("updated", Some("filters")),
+            |_, stored| {
+                ensure!(
+                    stored["filters"]["groups"][0]["rollout_percentage"] == 55,
+                    "condition 0 not at 55 %: {}",
+                    stored["filters"]
+                );
+                Ok(())
+            },
         )
-        .await?;
-        let stored = flag(s, id).await?;
-        ensure!(
-            stored["filters"]["groups"][0]["rollout_percentage"] == 55,
-            "condition 0 not at 55 %: {}",
-            stored["filters"]
-        );
-        logged(s, id, before, "updated", Some("filters")).await
+        .await
     })
     .await;
 
     r.tool("feature-flag-roll-out-to-everyone", async {
         // Targeted first, so that rolling out adds a condition for everyone above it.
-        api(
-            s,
-            "PATCH",
-            &s.flags_path(&format!("{id}/")),
-            Some(&json!({"filters": plan_is("catalog-nobody")})),
-        )
-        .await?;
+        patch_flag(s, id, json!({"filters": plan_is("catalog-nobody")})).await?;
         let before = activity_count(s, id).await?;
-        let version = flag(s, id).await?["version"].clone();
-        cat.call(
-            "feature-flag-roll-out-to-everyone",
-            json!({"id": id, "version": version}),
-        )
-        .await?;
+        let input = with_version(s, id, json!({"id": id})).await?;
+        cat.call("feature-flag-roll-out-to-everyone", input).await?;
         let stored = flag(s, id).await?;
         let groups = stored["filters"]["groups"].clone();
         ensure!(
@@ -703,40 +714,46 @@ async fn feature_flag_state_and_rollout_tools() {
     .await;
 
     r.tool("feature-flag-archive", async {
-        let before = activity_count(s, id).await?;
-        let out = cat.call("feature-flag-archive", json!({"id": id})).await?;
-        ensure!(
-            out["archived"] == true && out["active"] == false,
-            "the tool's answer: {out}"
-        );
-        let stored = flag(s, id).await?;
-        ensure!(
-            stored["archived"] == true && stored["active"] == false,
-            "GET after archive (an archived flag is also disabled): {stored}"
-        );
-        logged(s, id, before, "updated", None).await
+        change_flag(
+            cat,
+            id,
+            "feature-flag-archive",
+            json!({"id": id}),
+            ("updated", None),
+            |out, stored| {
+                ensure!(
+                    out["archived"] == true && out["active"] == false,
+                    "the tool's answer: {out}"
+                );
+                ensure!(
+                    stored["archived"] == true && stored["active"] == false,
+                    "GET after archive (an archived flag is also disabled): {stored}"
+                );
+                Ok(())
+            },
+        )
+        .await
     })
     .await;
 
     r.tool("feature-flag-unarchive", async {
-        let before = activity_count(s, id).await?;
-        let out = cat
-            .call("feature-flag-unarchive", json!({"id": id}))
-            .await?;
-        ensure!(out["archived"] == false, "the tool's answer: {out}");
-        let stored = flag(s, id).await?;
-        ensure!(stored["archived"] == false, "GET after unarchive: {stored}");
-        logged(s, id, before, "updated", None).await
+        change_flag(
+            cat,
+            id,
+            "feature-flag-unarchive",
+            json!({"id": id}),
+            ("updated", None),
+            |out, stored| {
+                ensure!(out["archived"] == false, "the tool's answer: {out}");
+                ensure!(stored["archived"] == false, "GET after unarchive: {stored}");
+                Ok(())
+            },
+        )
+        .await
     })
     .await;
 
-    let _ = api(
-        s,
-        "PATCH",
-        &s.flags_path(&format!("{id}/")),
-        Some(&json!({"deleted": true})),
-    )
-    .await;
+    discard_flag(s, id).await;
     r.finish();
 }
 
@@ -974,13 +991,7 @@ async fn feature_flag_bulk_and_evaluation_tools() {
     })
     .await;
 
-    let _ = api(
-        s,
-        "PATCH",
-        &s.flags_path(&format!("{targeted}/")),
-        Some(&json!({"deleted": true})),
-    )
-    .await;
+    discard_flag(s, targeted).await;
     r.finish();
 }
 
@@ -2069,14 +2080,8 @@ async fn agent_toolkit_lists_the_tools_of_the_key_scopes() {
             async {
                 let mut cat = Catalog::new(s);
                 cat.key = read_key.to_string();
-                let version = flag(s, id).await?["version"].clone();
-                match cat
-                    .call(
-                        "feature-flag-disable",
-                        json!({"id": id, "version": version}),
-                    )
-                    .await
-                {
+                let input = with_version(s, id, json!({"id": id})).await?;
+                match cat.call("feature-flag-disable", input).await {
                     Ok(out) => Err(format!("a feature_flag:read key disabled flag {id}: {out}")),
                     Err(e) => {
                         // The CLI turns the 403 into "Permission denied" with the server's detail.
@@ -2096,13 +2101,7 @@ async fn agent_toolkit_lists_the_tools_of_the_key_scopes() {
         .await;
     }
     if let Some(id) = made {
-        let _ = api(
-            s,
-            "PATCH",
-            &s.flags_path(&format!("{id}/")),
-            Some(&json!({"deleted": true})),
-        )
-        .await;
+        discard_flag(s, id).await;
     }
     r.finish();
 }

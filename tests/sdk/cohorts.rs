@@ -333,14 +333,7 @@ async fn capture_persons(s: &Server, persons: &[Person]) {
         .iter()
         .map(|p| json!({"event": "$pageview", "distinct_id": p.id, "properties": {"$set": p.properties()}}))
         .collect();
-    let r = s
-        .send(
-            "POST",
-            "/batch/",
-            None,
-            Some(&json!({"api_key": s.project_api_token, "batch": batch})),
-        )
-        .await;
+    let r = s.capture_batch(&batch).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let started = Instant::now();
     for p in &persons {
