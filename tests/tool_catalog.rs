@@ -324,6 +324,26 @@ async fn change_flag(
     logged(s, id, before, logged_as.0, logged_as.1).await
 }
 
+/// `feature-flag-enable` or `feature-flag-disable` on flag `id`: the answer and the stored flag
+/// must show the new `active`, logged as an update of `active`.
+async fn switch_flag(cat: &Catalog<'_>, id: i64, active: bool) -> Check {
+    let action = if active { "enable" } else { "disable" };
+    let input = with_version(cat.s, id, json!({"id": id})).await?;
+    change_flag(
+        cat,
+        id,
+        &format!("feature-flag-{action}"),
+        input,
+        ("updated", Some("active")),
+        |out, stored| {
+            ensure!(out["active"] == active, "the tool's answer: {out}");
+            ensure!(stored["active"] == active, "GET after {action}: {stored}");
+            Ok(())
+        },
+    )
+    .await
+}
+
 fn everyone(rollout: u32) -> Value {
     json!({"groups": [{"properties": [], "rollout_percentage": rollout}]})
 }
@@ -632,41 +652,13 @@ async fn feature_flag_state_and_rollout_tools() {
     })
     .await;
 
-    r.tool("feature-flag-disable", async {
-        let input = with_version(s, id, json!({"id": id})).await?;
-        change_flag(
-            cat,
-            id,
-            "feature-flag-disable",
-            input,
-            ("updated", Some("active")),
-            |out, stored| {
-                ensure!(out["active"] == false, "the tool's answer: {out}");
-                ensure!(stored["active"] == false, "GET after disable: {stored}");
-                Ok(())
-            },
-        )
-        .await
-    })
-    .await;
+    r.tool("feature-flag-disable", switch_flag(cat, id, false))
+        .await;
 
     r.tool("feature-flag-enable", async {
         // Disabled through the API first, so the tool has something to change.
         patch_flag(s, id, json!({"active": false})).await?;
-        let input = with_version(s, id, json!({"id": id})).await?;
-        change_flag(
-            cat,
-            id,
-            "feature-flag-enable",
-            input,
-            ("updated", Some("active")),
-            |out, stored| {
-                ensure!(out["active"] == true, "the tool's answer: {out}");
-                ensure!(stored["active"] == true, "GET after enable: {stored}");
-                Ok(())
-            },
-        )
-        .await
+        switch_flag(cat, id, true).await
     })
     .await;
 
