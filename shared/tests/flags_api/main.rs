@@ -26,7 +26,6 @@ mod flag_evaluation;
 mod lifecycle;
 mod limits;
 mod list;
-mod roomy;
 mod status;
 mod store;
 mod support;
