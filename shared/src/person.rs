@@ -123,6 +123,14 @@ impl PersonWrite {
     }
 }
 
+/// A person uuid as stored (hyphenated, lowercase) from any form `uuid` parses; `None` when
+/// the text is no uuid. Every API input naming persons by uuid goes through here.
+pub fn canonical_uuid(text: &str) -> Option<String> {
+    uuid::Uuid::try_parse(text)
+        .ok()
+        .map(|u| u.hyphenated().to_string())
+}
+
 /// PostHog's `is_anonymous_id`: SDK-generated anonymous ids are UUIDs.
 fn is_anonymous_id(id: &str) -> bool {
     uuid::Uuid::try_parse(id).is_ok()

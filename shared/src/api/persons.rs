@@ -318,9 +318,9 @@ fn delete_target(body: &Map<String, Value>) -> ApiResult<DeleteTarget> {
         let uuids = ids
             .iter()
             .map(|id| {
-                uuid::Uuid::try_parse(id)
-                    .map(|u| u.hyphenated().to_string())
-                    .map_err(|_| ApiError::invalid("ids", format!("\"{id}\" is not a valid UUID.")))
+                crate::person::canonical_uuid(id).ok_or_else(|| {
+                    ApiError::invalid("ids", format!("\"{id}\" is not a valid UUID."))
+                })
             })
             .collect::<ApiResult<Vec<String>>>()?;
         return Ok(DeleteTarget::Ids(uuids));

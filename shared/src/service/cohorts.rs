@@ -124,8 +124,7 @@ impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
             .iter()
             .map(|id| {
                 id.as_str()
-                    .and_then(|s| uuid::Uuid::try_parse(s).ok())
-                    .map(|u| u.hyphenated().to_string())
+                    .and_then(crate::person::canonical_uuid)
                     .ok_or_else(|| {
                         ApiError::invalid("person_ids", format!("{id} is not a valid UUID."))
                     })
@@ -174,10 +173,9 @@ impl<'a, S: FlagStore + PersonStore> CohortService<'a, S> {
         let Some(person_id) = person_id.as_str() else {
             return Err(ApiError::object("person_id must be a string"));
         };
-        let Ok(uuid) = uuid::Uuid::try_parse(person_id) else {
+        let Some(uuid) = crate::person::canonical_uuid(person_id) else {
             return Err(ApiError::object("person_id must be a valid UUID"));
         };
-        let uuid = uuid.hyphenated().to_string();
         if self.store.person(project_id, &uuid).await?.is_none() {
             return Err(ApiError::NotFound(
                 "Person with this UUID does not exist in the cohort's team".into(),

@@ -401,8 +401,8 @@ pub enum DeleteTarget {
 /// A path's person id as a lookup: `Some(uuid)` (hyphenated, lowercase), `None` for an
 /// integer (a primary key no person has here), or PostHog's 400.
 pub fn person_uuid(id: &str) -> ApiResult<Option<String>> {
-    if let Ok(uuid) = uuid::Uuid::try_parse(id) {
-        return Ok(Some(uuid.hyphenated().to_string()));
+    if let Some(uuid) = crate::person::canonical_uuid(id) {
+        return Ok(Some(uuid));
     }
     if id.trim().parse::<i64>().is_ok() {
         return Ok(None);
