@@ -451,39 +451,63 @@ impl From<ApiError> for ApiResponse {
 }
 
 /// DRF `LimitOffsetPagination`: default 100, no maximum; bad values fall back.
-pub fn paginate(req: &ApiRequest, items: Vec<Value>) -> Value {
-    let count = items.len();
-    let limit = req
-        .query_value("limit")
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&l| l > 0)
-        .unwrap_or(100);
-    let offset = req
-        .query_value("offset")
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let next = (offset.saturating_add(limit) < count).then(|| {
-        req.url_with(
-            &[
-                ("limit", limit.to_string()),
-                ("offset", (offset + limit).to_string()),
-            ],
-            &[],
-        )
-    });
-    let previous = (offset > 0).then(|| {
-        let prev = offset.saturating_sub(limit);
-        if prev == 0 {
-            req.url_with(&[("limit", limit.to_string())], &["offset"])
-        } else {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Page {
+    pub fn of(req: &ApiRequest) -> Page {
+        let limit = req
+            .query_value("limit")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&l| l > 0)
+            .unwrap_or(100);
+        let offset = req
+            .query_value("offset")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        Page { limit, offset }
+    }
+
+    /// The envelope of this page: `results` out of `count` items, with links to its neighbours.
+    pub fn body(&self, req: &ApiRequest, count: usize, results: Vec<Value>) -> Value {
+        let Page { limit, offset } = *self;
+        let next = (offset.saturating_add(limit) < count).then(|| {
             req.url_with(
-                &[("limit", limit.to_string()), ("offset", prev.to_string())],
+                &[
+                    ("limit", limit.to_string()),
+                    ("offset", (offset + limit).to_string()),
+                ],
                 &[],
             )
-        }
-    });
-    let results: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
-    serde_json::json!({"count": count, "next": next, "previous": previous, "results": results})
+        });
+        let previous = (offset > 0).then(|| {
+            let prev = offset.saturating_sub(limit);
+            if prev == 0 {
+                req.url_with(&[("limit", limit.to_string())], &["offset"])
+            } else {
+                req.url_with(
+                    &[("limit", limit.to_string()), ("offset", prev.to_string())],
+                    &[],
+                )
+            }
+        });
+        serde_json::json!({"count": count, "next": next, "previous": previous, "results": results})
+    }
+}
+
+/// One page of `items` (all of them), as [`Page::of`] the request.
+pub fn paginate(req: &ApiRequest, items: Vec<Value>) -> Value {
+    let page = Page::of(req);
+    let count = items.len();
+    let results = items
+        .into_iter()
+        .skip(page.offset)
+        .take(page.limit)
+        .collect();
+    page.body(req, count, results)
 }
 
 #[cfg(test)]

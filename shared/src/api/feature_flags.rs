@@ -14,8 +14,9 @@ use crate::auth::{Accepts, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::flag::filters::{self, Filters};
 use crate::flag::{Flag, list, status};
-use crate::http::{ApiRequest, ApiResponse, paginate};
+use crate::http::{ApiRequest, ApiResponse, Page};
 use crate::identity::{Project, UserSummary};
+use crate::service::flag_list::list_flags;
 use crate::service::{Changes, FlagService};
 use crate::store::{FeatureStore, FlagStore, IdentityStore, PersonStore};
 
@@ -151,16 +152,25 @@ impl<S: FlagStore + IdentityStore + FeatureStore + PersonStore> FlagsEndpoint<'_
 
     async fn list(&self, req: &ApiRequest) -> ApiResult<ApiResponse> {
         let query = list::parse(&req.query)?;
-        let flags = self.store().project_flags(self.project.id).await?;
+        let page = Page::of(req);
+        let listed = list_flags(
+            self.store(),
+            self.project.id,
+            &query,
+            page.offset,
+            page.limit,
+            self.ctx.now,
+        )
+        .await?;
         let features = self.view().features().await?;
-        let listed = list::apply(flags, &query, self.ctx.now);
         let view = self.view();
-        let names = view.cohort_names(listed.iter()).await?;
+        let names = view.cohort_names(listed.flags.iter()).await?;
         let shown = listed
+            .flags
             .iter()
             .map(|f| with_cohort_names(view.show(f, &features), &names))
             .collect();
-        Ok(ApiResponse::ok(paginate(req, shown)))
+        Ok(ApiResponse::ok(page.body(req, listed.count, shown)))
     }
 
     async fn retrieve(&self, id: &str) -> ApiResult<ApiResponse> {

@@ -1,9 +1,13 @@
-//! List filters and ordering for GET /feature_flags/ (§5.1). Pagination is the caller's.
+//! List filters and ordering for GET /feature_flags/ (§5.1).
 //!
-//! Projects hold at most a few thousand flags, so every filter runs in memory over the full
-//! set; that reproduces PostHog's semantics (icontains, STALE, JSON-based `type`) exactly.
+//! A list reads a small [`ListEntry`] per flag, not the flags: every filter and order runs in
+//! memory over all of a project's entries, which reproduces PostHog's semantics (icontains,
+//! STALE, JSON-based `type`, an exact `count`) whatever the project's size. What an entry
+//! cannot tell (usage for STALE, the cut end of a long name or tag list) is decided on the
+//! flag itself ([`Verdict::Undecided`]), with [`matches`], the one predicate over whole flags.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -160,69 +164,249 @@ fn parse_order(value: &str) -> Option<Order> {
     Some(Order { field, descending })
 }
 
-/// Keeps the non-deleted flags matching every filter and sorts them.
-pub fn apply(flags: Vec<Flag>, query: &ListQuery, now: Timestamp) -> Vec<Flag> {
-    let mut kept: Vec<Flag> = flags
-        .into_iter()
-        .filter(|f| !f.deleted && matches(f, query, now))
-        .collect();
-    let order = query.order.unwrap_or(DEFAULT_ORDER);
-    kept.sort_by(|a, b| compare(a, b, order));
-    kept
+/// What the list's filters and orderings read of a flag: everything but its conditions and
+/// usage. Entries are stored beside the flags (one small record each) so a list reads them
+/// instead of the flags; a stored entry may hold a long name or tag list cut short
+/// ([`ListEntry::stored`]), and the filters then ask for the flag ([`Verdict::Undecided`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    /// `name` holds only the beginning of the flag's name.
+    pub name_cut: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub created_by: Option<i64>,
+    pub active: bool,
+    pub archived: bool,
+    pub multivariant: bool,
+    pub remote_configuration: bool,
+    pub evaluation_runtime: String,
+    pub tags: Vec<String>,
+    /// `tags` holds only the first of the flag's tags.
+    pub tags_cut: bool,
+    pub has_evaluation_tags: bool,
 }
 
-fn matches(flag: &Flag, query: &ListQuery, now: Timestamp) -> bool {
-    matches_active(flag, query.active, now)
+/// A stored entry keeps at most this much of a name, and of its tags together, so that an
+/// entry stays near a kilobyte whatever the flag holds (keys are at most 400 characters).
+pub const STORED_NAME_BYTES: usize = 200;
+pub const STORED_TAGS_BYTES: usize = 300;
+
+impl ListEntry {
+    pub fn of(flag: &Flag) -> Self {
+        ListEntry {
+            id: flag.id,
+            key: flag.key.clone(),
+            name: flag.name.clone(),
+            name_cut: false,
+            created_at: flag.created_at,
+            updated_at: flag.updated_at,
+            created_by: flag.created_by.as_ref().map(|u| u.id),
+            active: flag.active,
+            archived: flag.archived,
+            multivariant: !flag.variants().is_empty(),
+            remote_configuration: flag.is_remote_configuration == Some(true),
+            evaluation_runtime: flag.evaluation_runtime.clone(),
+            tags: flag.tags.clone(),
+            tags_cut: false,
+            has_evaluation_tags: !flag.evaluation_tags.is_empty(),
+        }
+    }
+
+    /// The entry as stored: a long name or tag list cut to its beginning, and marked so.
+    pub fn stored(mut self) -> Self {
+        if self.name.len() > STORED_NAME_BYTES {
+            self.name
+                .truncate(char_boundary(&self.name, STORED_NAME_BYTES));
+            self.name_cut = true;
+        }
+        let mut bytes = 0;
+        let fits = self
+            .tags
+            .iter()
+            .take_while(|t| {
+                bytes += t.len();
+                bytes <= STORED_TAGS_BYTES
+            })
+            .count();
+        if fits < self.tags.len() {
+            self.tags.truncate(fits);
+            self.tags_cut = true;
+        }
+        self
+    }
+}
+
+fn char_boundary(text: &str, at: usize) -> usize {
+    (0..=at)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
+}
+
+/// Whether an entry is listed, or whether only its flag can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Listed,
+    Left,
+    /// The query reads what the entry does not hold: usage (`active=STALE`), or the part of
+    /// a name or tag list that was cut.
+    Undecided,
+}
+
+/// Entries the query keeps, and the ids of flags it must read to decide the rest (check those
+/// with [`matches`] and add them with [`ListEntry::of`]).
+#[derive(Debug, Default)]
+pub struct Selection {
+    pub listed: Vec<ListEntry>,
+    pub undecided: Vec<i64>,
+}
+
+impl Selection {
+    /// Every listed entry (in no order), given flags read by id (at least the undecided ones;
+    /// one missing was deleted since its entry was read).
+    pub fn decide(
+        mut self,
+        read: &HashMap<i64, Flag>,
+        query: &ListQuery,
+        now: Timestamp,
+    ) -> Vec<ListEntry> {
+        self.listed.extend(
+            self.undecided
+                .iter()
+                .filter_map(|id| read.get(id))
+                .filter(|f| matches(f, query, now))
+                .map(ListEntry::of),
+        );
+        self.listed
+    }
+}
+
+/// Entries `offset..offset + limit` of the listed ones in the query's order. Only the entries
+/// up to the page's end are sorted: a first page of a big project sorts a hundred, not all.
+pub fn page(
+    mut listed: Vec<ListEntry>,
+    query: &ListQuery,
+    offset: usize,
+    limit: usize,
+) -> Vec<ListEntry> {
+    let order = query.order.unwrap_or(DEFAULT_ORDER);
+    let by_order = |a: &ListEntry, b: &ListEntry| compare(a, b, order);
+    let end = offset.saturating_add(limit).min(listed.len());
+    if end == 0 {
+        return Vec::new();
+    }
+    if end < listed.len() {
+        listed.select_nth_unstable_by(end - 1, by_order);
+        listed.truncate(end);
+    }
+    listed.sort_by(by_order);
+    listed.split_off(offset.min(end))
+}
+
+/// Sorts entries of non-deleted flags into listed, left out and undecided.
+pub fn select(entries: Vec<ListEntry>, query: &ListQuery) -> Selection {
+    let mut selection = Selection::default();
+    for entry in entries {
+        match verdict(&entry, query) {
+            Verdict::Listed => selection.listed.push(entry),
+            Verdict::Left => {}
+            Verdict::Undecided => selection.undecided.push(entry.id),
+        }
+    }
+    selection
+}
+
+pub fn verdict(entry: &ListEntry, query: &ListQuery) -> Verdict {
+    if !matches_entry(entry, query) {
+        return Verdict::Left;
+    }
+    let cut_search = query
+        .search
+        .as_deref()
+        .is_some_and(|s| !search_in(&[&entry.key], s) && entry.name_cut);
+    let cut_tags = entry.tags_cut
+        && !query.tags.is_empty()
+        && !entry.tags.iter().any(|t| query.tags.contains(t));
+    let cut_order = entry.name_cut && query.order.is_some_and(|o| o.field == OrderField::Name);
+    // Stale flags are active and not archived; only their usage can tell which of those are.
+    let usage = query.active == Some(ActiveFilter::Stale) && entry.active && !entry.archived;
+    if cut_search || cut_tags || cut_order || usage {
+        Verdict::Undecided
+    } else {
+        Verdict::Listed
+    }
+}
+
+/// Every filter an entry can decide; a cut name or tag list passes the filters it cannot.
+fn matches_entry(entry: &ListEntry, query: &ListQuery) -> bool {
+    let active = match query.active {
+        None => true,
+        Some(ActiveFilter::Stale) => entry.active && !entry.archived,
+        Some(ActiveFilter::Enabled) => entry.active,
+        Some(ActiveFilter::Disabled) => !entry.active,
+    };
+    active
         && query
             .created_by_id
-            .is_none_or(|id| flag.created_by.as_ref().is_some_and(|u| u.id == id))
-        && query
-            .search
-            .as_deref()
-            .is_none_or(|s| matches_search(flag, s))
+            .is_none_or(|id| entry.created_by == Some(id))
+        && query.search.as_deref().is_none_or(|s| {
+            // A cut name may end in the middle of a match, or lower-case differently there.
+            entry.name_cut || search_in(&[&entry.key, &entry.name], s)
+        })
         && query
             .key
             .as_deref()
-            .is_none_or(|k| python::sql_upper(&flag.key) == python::sql_upper(k))
-        && flag.archived == query.archived.unwrap_or(false)
-        && query.flag_type.is_none_or(|t| matches_type(flag, t))
+            .is_none_or(|k| python::sql_upper(&entry.key) == python::sql_upper(k))
+        && entry.archived == query.archived.unwrap_or(false)
+        && query.flag_type.is_none_or(|t| match t {
+            TypeFilter::Boolean => !entry.multivariant,
+            TypeFilter::Multivariant => entry.multivariant,
+            TypeFilter::Experiment => false,
+            TypeFilter::RemoteConfig => entry.remote_configuration,
+        })
         && query
             .evaluation_runtime
             .as_deref()
-            .is_none_or(|r| flag.evaluation_runtime == r)
-        && !query.excluded_keys.contains(&flag.key)
-        && (query.tags.is_empty() || flag.tags.iter().any(|t| query.tags.contains(t)))
+            .is_none_or(|r| entry.evaluation_runtime == r)
+        && !query.excluded_keys.contains(&entry.key)
+        && (query.tags.is_empty()
+            || entry.tags_cut
+            || entry.tags.iter().any(|t| query.tags.contains(t)))
         && query
             .has_evaluation_tags
-            .is_none_or(|wanted| wanted != flag.evaluation_tags.is_empty())
+            .is_none_or(|wanted| wanted == entry.has_evaluation_tags)
 }
 
-fn matches_active(flag: &Flag, filter: Option<ActiveFilter>, now: Timestamp) -> bool {
-    match filter {
-        None => true,
-        Some(ActiveFilter::Stale) => status::is_stale(flag, now),
-        Some(ActiveFilter::Enabled) => flag.active,
-        Some(ActiveFilter::Disabled) => !flag.active,
-    }
+/// Whether the (whole, non-deleted) flag is listed: the entry's filters, and its usage.
+pub fn matches(flag: &Flag, query: &ListQuery, now: Timestamp) -> bool {
+    !flag.deleted
+        && verdict(&ListEntry::of(flag), query) != Verdict::Left
+        && (query.active != Some(ActiveFilter::Stale) || status::is_stale(flag, now))
 }
 
-/// Case-insensitive substring of key or name (PostHog's `icontains`).
-fn matches_search(flag: &Flag, search: &str) -> bool {
+/// Keeps the non-deleted flags matching every filter and sorts them.
+pub fn apply(flags: Vec<Flag>, query: &ListQuery, now: Timestamp) -> Vec<Flag> {
+    let order = query.order.unwrap_or(DEFAULT_ORDER);
+    let mut kept: Vec<(ListEntry, Flag)> = flags
+        .into_iter()
+        .filter(|f| matches(f, query, now))
+        .map(|f| (ListEntry::of(&f), f))
+        .collect();
+    kept.sort_by(|(a, _), (b, _)| compare(a, b, order));
+    kept.into_iter().map(|(_, f)| f).collect()
+}
+
+/// Case-insensitive substring of any of the texts (PostHog's `icontains`).
+fn search_in(texts: &[&str], search: &str) -> bool {
     let needle = search.to_lowercase();
-    flag.key.to_lowercase().contains(&needle) || flag.name.to_lowercase().contains(&needle)
-}
-
-fn matches_type(flag: &Flag, wanted: TypeFilter) -> bool {
-    match wanted {
-        TypeFilter::Boolean => flag.variants().is_empty(),
-        TypeFilter::Multivariant => !flag.variants().is_empty(),
-        TypeFilter::Experiment => false,
-        TypeFilter::RemoteConfig => flag.is_remote_configuration == Some(true),
-    }
+    texts.iter().any(|t| t.to_lowercase().contains(&needle))
 }
 
 /// The requested order, then newest first and highest id first so pages are stable.
-fn compare(a: &Flag, b: &Flag, order: Order) -> Ordering {
+fn compare(a: &ListEntry, b: &ListEntry, order: Order) -> Ordering {
     let primary = match order.field {
         OrderField::Key => a.key.cmp(&b.key),
         OrderField::Name => a.name.cmp(&b.name),
@@ -594,6 +778,152 @@ mod tests {
             run(flags, &[("active", "false"), ("archived", "true")]),
             ["old"]
         );
+    }
+
+    /// Flags covering every field a filter or order reads, with long names and tag lists
+    /// whose stored entries are cut (a match before and after the cut).
+    fn varied_flags() -> Vec<Flag> {
+        (0..48)
+            .map(|i| {
+                let mut f = flag(i, &format!("flag-{i}"));
+                f.name = match i % 6 {
+                    0 => format!("{}needle {i}", "x".repeat(STORED_NAME_BYTES)),
+                    1 => format!("Needle {i}{}", "é".repeat(STORED_NAME_BYTES)),
+                    2 => format!("{}{i}", "Σ".repeat(STORED_NAME_BYTES)),
+                    3 => String::new(),
+                    _ => format!("flag number {}", i % 4),
+                };
+                f.tags = match i % 5 {
+                    0 => (0..80).map(|t| format!("tag-{t}")).chain(["late".into()]).collect(),
+                    1 => vec!["late".into(), "t0".into()],
+                    2 => vec!["t0".into()],
+                    _ => Vec::new(),
+                };
+                f.evaluation_tags = f.tags.iter().take(i as usize % 2).cloned().collect();
+                f.active = i % 7 != 0;
+                f.archived = i % 11 == 0;
+                f.deleted = i % 13 == 5;
+                if i % 3 == 0 {
+                    f.created_by = Some(user(2));
+                }
+                if i % 9 == 0 {
+                    f.created_by = None;
+                }
+                if i % 4 == 1 {
+                    f.filters = json!({"groups": [], "multivariate": {"variants": [{"key": "a", "rollout_percentage": 100}]}});
+                }
+                if i % 4 == 2 {
+                    f.filters = json!({"groups": [{"properties": [], "rollout_percentage": 100}]});
+                }
+                f.is_remote_configuration = Some(i % 8 == 3);
+                f.evaluation_runtime = ["all", "server", "client"][i as usize % 3].into();
+                f.last_called_at = match i % 4 {
+                    0 => Some(now() - TimeDelta::days(45)),
+                    1 => Some(now() - TimeDelta::days(2)),
+                    _ => None,
+                };
+                if i % 5 == 2 {
+                    f.created_at = now() - TimeDelta::days(60 + i);
+                }
+                f.updated_at = now() - TimeDelta::minutes((i * 37) % 50);
+                f
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stored_entries_list_exactly_what_the_flags_do() {
+        let flags = varied_flags();
+        let queries: &[&[(&str, &str)]] = &[
+            &[],
+            &[("search", "needle")],
+            &[("search", "NEEDLE 1")],
+            &[("search", "flag-1")],
+            &[("search", "σσ")],
+            &[("search", "number 2"), ("order", "-name")],
+            &[("tags", r#"["late"]"#)],
+            &[("tags", r#"["t0", "tag-3"]"#)],
+            &[("active", "STALE")],
+            &[("active", "STALE"), ("tags", r#"["late"]"#)],
+            &[("active", "true")],
+            &[("active", "false"), ("archived", "true")],
+            &[("order", "name")],
+            &[("order", "-name"), ("search", "needle")],
+            &[("order", "key")],
+            &[("order", "-updated_at")],
+            &[("order", "id")],
+            &[("type", "boolean")],
+            &[("type", "multivariant")],
+            &[("type", "remote_config")],
+            &[("type", "experiment")],
+            &[("created_by_id", "2")],
+            &[("created_by_id", "1"), ("order", "name")],
+            &[("evaluation_runtime", "server")],
+            &[("has_evaluation_tags", "true")],
+            &[("has_evaluation_tags", "false")],
+            &[("key", "FLAG-12")],
+            &[("excluded_properties", r#"["flag-1", "flag-2"]"#)],
+        ];
+        for pairs in queries {
+            let query = parse(&params(pairs)).unwrap();
+            let expected = keys(&apply(flags.clone(), &query, now()))
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>();
+            let entries = flags
+                .iter()
+                .filter(|f| !f.deleted)
+                .map(|f| ListEntry::of(f).stored())
+                .collect();
+            let selection = select(entries, &query);
+            let read: HashMap<i64, Flag> = flags.iter().map(|f| (f.id, f.clone())).collect();
+            let listed = selection.decide(&read, &query, now());
+            let all: Vec<String> = page(listed.clone(), &query, 0, usize::MAX)
+                .into_iter()
+                .map(|e| e.key)
+                .collect();
+            assert_eq!(all, expected, "{pairs:?}");
+            for (offset, limit) in [(0, 1), (0, 5), (3, 4), (10, 100), (100, 5)] {
+                let keys: Vec<String> = page(listed.clone(), &query, offset, limit)
+                    .into_iter()
+                    .map(|e| e.key)
+                    .collect();
+                let slice: Vec<String> =
+                    expected.iter().skip(offset).take(limit).cloned().collect();
+                assert_eq!(keys, slice, "{pairs:?} {offset} {limit}");
+            }
+            let listed = all;
+            assert_eq!(listed, expected, "{pairs:?}");
+        }
+        let cut = flags.iter().map(|f| ListEntry::of(f).stored());
+        assert!(cut.clone().any(|e| e.name_cut) && cut.clone().any(|e| e.tags_cut));
+    }
+
+    #[test]
+    fn only_what_an_entry_cannot_tell_is_read() {
+        let flags = varied_flags();
+        let entries = || {
+            flags
+                .iter()
+                .filter(|f| !f.deleted)
+                .map(|f| ListEntry::of(f).stored())
+                .collect()
+        };
+        let read = |pairs: &[(&str, &str)]| {
+            select(entries(), &parse(&params(pairs)).unwrap())
+                .undecided
+                .len()
+        };
+        assert_eq!(read(&[]), 0);
+        assert_eq!(read(&[("order", "key"), ("type", "boolean")]), 0);
+        let cut_names_not_matching_by_key = flags
+            .iter()
+            .filter(|f| !f.deleted && !f.archived && !f.key.contains("flag-1"))
+            .filter(|f| ListEntry::of(f).stored().name_cut)
+            .count();
+        assert_eq!(read(&[("search", "flag-1")]), cut_names_not_matching_by_key);
+        assert!(read(&[("search", "needle")]) > 0);
+        assert!(read(&[("active", "STALE")]) > 0);
     }
 
     #[test]

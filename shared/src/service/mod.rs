@@ -5,6 +5,7 @@
 
 pub mod cohorts;
 pub mod early_access;
+pub mod flag_list;
 pub mod flags;
 pub mod persons;
 pub mod projects;

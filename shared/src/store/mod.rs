@@ -14,6 +14,7 @@ use crate::dashboard::{Dashboard, DashboardIds};
 use crate::early_access::Feature;
 use crate::error::ApiError;
 use crate::flag::Flag;
+use crate::flag::list::ListEntry;
 use crate::identity::{Organization, PersonalApiKey, Project, User};
 use crate::person::{Person, PersonWrite};
 use crate::schedule::ScheduledChange;
@@ -183,6 +184,13 @@ pub trait FlagStore: DashboardStore + CohortStore {
         &self,
         project_id: i64,
     ) -> impl Future<Output = Result<Vec<Flag>, ApiError>> + Send;
+
+    /// The list entry of every non-deleted flag of the project (kept in every flag's
+    /// transaction), in no particular order: what `GET /feature_flags/` filters and sorts.
+    fn flag_list_entries(
+        &self,
+        project_id: i64,
+    ) -> impl Future<Output = Result<Vec<ListEntry>, ApiError>> + Send;
 
     /// Id of the non-deleted flag holding `key`, if any.
     fn key_owner(

@@ -344,7 +344,6 @@ async fn guards_follow_moved_dependencies_and_reused_keys_purge_every_deleted_ho
 /// project's first index read builds them, so the guards and the purge still see those flags.
 #[tokio::test]
 async fn flags_stored_before_the_indexes_are_indexed_on_first_use() {
-    use aws_sdk_dynamodb::types::AttributeValue;
     use shared::flag::Flag;
     use shared::identity::UserSummary;
     use shared::store::FlagStore;
@@ -369,35 +368,7 @@ async fn flags_stored_before_the_indexes_are_indexed_on_first_use() {
     ];
     flags[1].filters = filters_depending_on(&[base]);
     flags[2].deleted = true;
-    // Written as an older version did: the flag items alone (live ones with their key items).
-    for flag in &flags {
-        let mut item: std::collections::HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(flag).unwrap();
-        let pk = AttributeValue::S(format!("PROJECT#{}", w.project.id));
-        item.insert("pk".into(), pk.clone());
-        item.insert("sk".into(), AttributeValue::S(format!("FLAG#{}", flag.id)));
-        let table = &store.tables.flags;
-        store
-            .client
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .unwrap();
-        if !flag.deleted {
-            store
-                .client
-                .put_item()
-                .table_name(table)
-                .item("pk", pk)
-                .item("sk", AttributeValue::S(format!("FLAGKEY#{}", flag.key)))
-                .item("flag_id", AttributeValue::N(flag.id.to_string()))
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    store_as_before_indexes(&w, &flags).await;
     let detail = format!(
         "Cannot delete this feature flag because other flags depend on it: dependent (ID: {dependent}). Please update or delete the dependent flags first."
     );

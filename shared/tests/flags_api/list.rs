@@ -471,3 +471,84 @@ async fn pagination_edge_values() {
         assert_eq!(page["previous"], Value::Null);
     }
 }
+
+/// Stored list entries keep a long name's or tag list's beginning only; filters and the name
+/// order still read the whole text.
+#[tokio::test]
+async fn long_names_and_tag_lists_filter_and_sort_by_their_whole_text() {
+    let w = World::new().await;
+    let many_tags: Vec<String> = (0..80).map(|i| format!("tag-{i}")).collect();
+    let late_tags: Vec<String> = many_tags.iter().cloned().chain(["late".into()]).collect();
+    let long = "x".repeat(250);
+    create_id(
+        &w,
+        json!({"key": "long-b", "name": format!("{long}b needle"), "tags": late_tags}),
+    )
+    .await;
+    create_id(
+        &w,
+        json!({"key": "long-a", "name": format!("{long}a"), "tags": many_tags}),
+    )
+    .await;
+    create_id(&w, json!({"key": "short", "name": "Needle"})).await;
+    assert_eq!(
+        keys(&list(&w, &[("search", "NEEDLE")]).await),
+        ["short", "long-b"]
+    );
+    assert_eq!(listed(&w, &[("tags", r#"["late"]"#)]).await, ["long-b"]);
+    assert_eq!(
+        listed(&w, &[("tags", r#"["tag-79"]"#)]).await,
+        ["long-a", "long-b"]
+    );
+    assert_eq!(
+        keys(&list(&w, &[("order", "name")]).await),
+        ["short", "long-a", "long-b"]
+    );
+    assert_eq!(
+        keys(&list(&w, &[("order", "-name"), ("search", "x")]).await),
+        ["long-b", "long-a"]
+    );
+}
+
+/// Flags stored before list entries existed: the project's first list builds their entries
+/// (beside those of flags written since), and later writes keep them in step.
+#[tokio::test]
+async fn flags_stored_before_list_entries_are_listed() {
+    use shared::flag::Flag;
+    use shared::identity::UserSummary;
+    use shared::store::FlagStore;
+
+    let w = World::new().await;
+    let creator = UserSummary::from(&w.user);
+    let mut flags = Vec::new();
+    for (age, key) in [(30, "old-a"), (20, "old-b"), (10, "old-gone")] {
+        let id = w.store.next_flag_id().await.unwrap();
+        let created = chrono::Utc::now() - chrono::TimeDelta::minutes(age);
+        flags.push(Flag::new(
+            id,
+            w.project.id,
+            key.into(),
+            creator.clone(),
+            created,
+        ));
+    }
+    flags[1].name = "Searchable".into();
+    flags[1].tags = vec!["t".into()];
+    flags[2].deleted = true;
+    store_as_before_indexes(&w, &flags).await;
+    create_id(&w, json!({"key": "fresh"})).await;
+    assert_eq!(keys(&list(&w, &[]).await), ["fresh", "old-b", "old-a"]);
+    assert_eq!(
+        keys(&list(&w, &[("search", "searchable")]).await),
+        ["old-b"]
+    );
+    assert_eq!(listed(&w, &[("tags", r#"["t"]"#)]).await, ["old-b"]);
+    patch_ok(&w, flags[0].id, json!({"name": "searchable too"})).await;
+    assert_eq!(
+        keys(&list(&w, &[("search", "searchable")]).await),
+        ["old-b", "old-a"]
+    );
+    patch_ok(&w, flags[1].id, json!({"deleted": true})).await;
+    assert_eq!(list(&w, &[]).await["count"], 2);
+    assert_eq!(keys(&list(&w, &[]).await), ["fresh", "old-a"]);
+}

@@ -173,3 +173,41 @@ pub async fn stored(world: &World, id: i64) -> Option<Flag> {
 pub async fn stored_all(world: &World) -> Vec<Flag> {
     world.store.project_flags(world.project.id).await.unwrap()
 }
+
+/// Stores flags as a version before the indexes did: the flag items alone, live ones with
+/// their key items (no dependency, deleted-key or list index items, no markers).
+pub async fn store_as_before_indexes(world: &World, flags: &[Flag]) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let store = &world.store;
+    let table = &store.tables.flags;
+    for flag in flags {
+        let mut item: std::collections::HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(flag).unwrap();
+        let pk = AttributeValue::S(format!("PROJECT#{}", flag.project_id));
+        item.insert("pk".into(), pk.clone());
+        item.insert("sk".into(), AttributeValue::S(format!("FLAG#{}", flag.id)));
+        // Versions before the indexes stored every flag at revision 1 or more.
+        let revision = flag.revision.max(1).to_string();
+        item.insert("revision".into(), AttributeValue::N(revision));
+        store
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+        if !flag.deleted {
+            store
+                .client
+                .put_item()
+                .table_name(table)
+                .item("pk", pk)
+                .item("sk", AttributeValue::S(format!("FLAGKEY#{}", flag.key)))
+                .item("flag_id", AttributeValue::N(flag.id.to_string()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}

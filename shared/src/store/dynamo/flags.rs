@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use super::{DynamoStore, Item, db_error, n, padded, project_pk, s};
 use crate::activity::{self, ActivityEntry};
 use crate::error::ApiError;
+use crate::flag::list::ListEntry;
 use crate::flag::{Flag, filters};
 use crate::store::{FlagStore, FlagWrite, WriteError};
 
@@ -40,8 +41,9 @@ fn deleted_key_sk(key: &str, id: i64) -> String {
 /// Marks a project whose indexes hold every flag (see [`DynamoStore::ensure_flag_indexes`]).
 const INDEXED_SK: &str = "FLAGINDEX";
 
-/// Projects this process has seen marked as indexed (a marker is never removed).
-static INDEXED: OnceLock<Mutex<HashSet<(String, i64)>>> = OnceLock::new();
+/// (table, project, marker) triples this process has seen stored.
+type Marks = HashSet<(String, i64, &'static str)>;
+static MARKED: OnceLock<Mutex<Marks>> = OnceLock::new();
 
 /// The index items a stored flag needs: one per flag it references, one if soft-deleted.
 fn index_items(flag: &Flag) -> Vec<String> {
@@ -62,7 +64,7 @@ fn index_item_ids(items: Vec<Item>) -> Vec<i64> {
         .collect()
 }
 
-fn flag_key(project_id: i64, id: i64) -> Item {
+pub(super) fn flag_key(project_id: i64, id: i64) -> Item {
     HashMap::from([
         ("pk".to_string(), s(project_pk(project_id))),
         ("sk".to_string(), s(format!("FLAG#{id}"))),
@@ -105,6 +107,19 @@ fn too_large(bytes: usize, limit: usize) -> ApiError {
     ))
 }
 
+/// The condition (on `:read`) that a stored flag is still as `read` was read. Rows written
+/// before revisions existed are guarded by their version.
+pub(super) fn unchanged_since(read: &Flag) -> (&'static str, AttributeValue) {
+    if read.revision == 0 {
+        (
+            "attribute_not_exists(revision) AND version = :read",
+            n(read.version),
+        )
+    } else {
+        ("revision = :read", n(read.revision))
+    }
+}
+
 impl FlagStore for DynamoStore {
     async fn get_flag(&self, project_id: i64, id: i64) -> Result<Option<Flag>, ApiError> {
         self.get(&self.tables.flags, flag_key(project_id, id)).await
@@ -113,6 +128,10 @@ impl FlagStore for DynamoStore {
     async fn project_flags(&self, project_id: i64) -> Result<Vec<Flag>, ApiError> {
         self.query_prefix(&self.tables.flags, project_pk(project_id), "FLAG#")
             .await
+    }
+
+    async fn flag_list_entries(&self, project_id: i64) -> Result<Vec<ListEntry>, ApiError> {
+        self.list_entries(project_id).await
     }
 
     async fn flags_by_ids(&self, project_id: i64, ids: &[i64]) -> Result<Vec<Flag>, ApiError> {
@@ -193,51 +212,37 @@ impl FlagStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// The indexes are written in every flag's transaction, but flags stored before they existed
-    /// have none: the first index read of such a project (no marker yet) reads its flags once,
-    /// puts their index items and then the marker. Racing writers are harmless: they write their
-    /// own items in their transactions, and an item put from an older read is at worst stale,
-    /// which readers tolerate (they read and check the flags an index names).
-    async fn ensure_flag_indexes(&self, project_id: i64) -> Result<(), ApiError> {
-        let seen = (self.tables.flags.clone(), project_id);
-        let indexed = INDEXED.get_or_init(Default::default);
-        let known = |set: &Mutex<HashSet<(String, i64)>>| {
-            set.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&seen)
-        };
-        if known(indexed) {
+    /// Runs `build` once per project and marker: unless the marker item exists (or this
+    /// process saw it), builds, then puts the marker. A marker is never removed.
+    pub(super) async fn once_per_project<F, Fut>(
+        &self,
+        project_id: i64,
+        marker_sk: &'static str,
+        build: F,
+    ) -> Result<(), ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(), ApiError>>,
+    {
+        let seen = (self.tables.flags.clone(), project_id, marker_sk);
+        let marked = MARKED.get_or_init(Default::default);
+        let known = marked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&seen);
+        if known {
             return Ok(());
         }
-        let pk = project_pk(project_id);
         let marker = HashMap::from([
-            ("pk".to_string(), s(&pk)),
-            ("sk".to_string(), s(INDEXED_SK)),
+            ("pk".to_string(), s(project_pk(project_id))),
+            ("sk".to_string(), s(marker_sk)),
         ]);
         if self
             .get_item(&self.tables.flags, marker.clone())
             .await?
             .is_none()
         {
-            let flags = self.project_flags(project_id).await?;
-            let items: Vec<(String, i64)> = flags
-                .iter()
-                .flat_map(|f| index_items(f).into_iter().map(move |sk| (sk, f.id)))
-                .collect();
-            stream::iter(items)
-                .map(|(sk, id)| {
-                    self.client
-                        .put_item()
-                        .table_name(&self.tables.flags)
-                        .item("pk", s(&pk))
-                        .item("sk", s(sk))
-                        .item("flag_id", n(id))
-                        .send()
-                })
-                .buffer_unordered(8)
-                .map_err(db_error)
-                .try_for_each(|_| async { Ok(()) })
-                .await?;
+            build().await?;
             self.client
                 .put_item()
                 .table_name(&self.tables.flags)
@@ -246,11 +251,46 @@ impl DynamoStore {
                 .await
                 .map_err(db_error)?;
         }
-        indexed
+        marked
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(seen);
         Ok(())
+    }
+
+    /// The indexes are written in every flag's transaction, but flags stored before they existed
+    /// have none: the first index read of such a project reads its flags once and puts their
+    /// index items. Racing writers are harmless: they write their own items in their
+    /// transactions, and an item put from an older read is at worst stale, which readers
+    /// tolerate (they read and check the flags an index names).
+    async fn ensure_flag_indexes(&self, project_id: i64) -> Result<(), ApiError> {
+        self.once_per_project(project_id, INDEXED_SK, || {
+            self.build_flag_indexes(project_id)
+        })
+        .await
+    }
+
+    async fn build_flag_indexes(&self, project_id: i64) -> Result<(), ApiError> {
+        let pk = project_pk(project_id);
+        let flags = self.project_flags(project_id).await?;
+        let items: Vec<(String, i64)> = flags
+            .iter()
+            .flat_map(|f| index_items(f).into_iter().map(move |sk| (sk, f.id)))
+            .collect();
+        stream::iter(items)
+            .map(|(sk, id)| {
+                self.client
+                    .put_item()
+                    .table_name(&self.tables.flags)
+                    .item("pk", s(&pk))
+                    .item("sk", s(sk))
+                    .item("flag_id", n(id))
+                    .send()
+            })
+            .buffer_unordered(8)
+            .map_err(db_error)
+            .try_for_each(|_| async { Ok(()) })
+            .await
     }
 
     /// One flag change in one transaction; `bump` adds the definitions-version bump to it.
@@ -268,6 +308,7 @@ impl DynamoStore {
             ops.extend(self.index_ops(Some(purged), None)?);
         }
         ops.extend(self.index_ops(write.before.as_ref(), Some(&write.after))?);
+        ops.extend(self.list_op(write.before.as_ref(), &write.after)?);
         if let Some(entry) = write.activity {
             self.activity_ops(entry, &mut ops).await?;
         }
@@ -300,13 +341,11 @@ impl DynamoStore {
             .set_item(Some(item));
         let put = match before {
             None => put.condition_expression("attribute_not_exists(pk)"),
-            // Rows written before revisions existed are guarded by their version.
-            Some(b) if b.revision == 0 => put
-                .condition_expression("attribute_not_exists(revision) AND version = :read")
-                .expression_attribute_values(":read", n(b.version)),
-            Some(b) => put
-                .condition_expression("revision = :read")
-                .expression_attribute_values(":read", n(b.revision)),
+            Some(b) => {
+                let (condition, read) = unchanged_since(b);
+                put.condition_expression(condition)
+                    .expression_attribute_values(":read", read)
+            }
         };
         Ok(TransactWriteItem::builder()
             .put(put.build().map_err(db_error)?)

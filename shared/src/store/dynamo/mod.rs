@@ -6,6 +6,13 @@
 //! * `COUNTER` / `FLAG_ID`                 → `n`: last flag id handed out (atomic `ADD`)
 //! * `PROJECT#<p>` / `FLAG#<id>`           → the flag
 //! * `PROJECT#<p>` / `FLAGKEY#<key>`       → `flag_id`: key uniqueness among non-deleted flags
+//! * `PROJECT#<p>` / `FLAGDEP#<target id>#<flag id>` → `flag_id`: the flag's filters reference
+//!   flag `target` (dependents are a Query of `FLAGDEP#<target>#`)
+//! * `PROJECT#<p>` / `FLAGDEL#<key>#<flag id>` → `flag_id`: a soft-deleted flag holding `key`
+//! * `PROJECT#<p>` / `FLAGINDEX`           → marker: the two indexes above hold every flag
+//! * `PROJECT#<p>` / `FLAGLIST#<10-digit id / 32>` → `f<id>`: the list entry of each non-deleted
+//!   flag of that id range (`flag_list.rs`); `FLAGLIST` → marker: every flag has its entry.
+//!   All four are written in the flag's own transaction.
 //! * `PROJECT#<p>` / `DEFINITIONS`         → `version`: bumped by every flag write and group type
 //!   change (SDK cache/ETag)
 //! * `PROJECT#<p>` / `GROUPTYPE#<index>`   → `group_type_index`, `name`: the group type mapping
@@ -79,6 +86,7 @@ mod capacity;
 mod cohorts;
 mod definitions;
 mod early_access;
+mod flag_list;
 mod flags;
 mod identity;
 mod overrides;
