@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{DynamoStore, Item, db_error, padded, s};
+use super::{DynamoStore, all_items, db_error, padded, s};
 use crate::activity::ActivityEntry;
 use crate::error::ApiError;
 use crate::store::ActivityStore;
@@ -85,13 +85,7 @@ impl ActivityStore for DynamoStore {
                 .consistent_read(true),
         };
         // The key range bounds the read; the paginator only matters past 1 MB per page.
-        let items: Vec<Item> = query
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .map_err(db_error)?;
+        let items = all_items(query).await?;
         serde_dynamo::from_items(items).map_err(db_error)
     }
 

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
 use chrono::DateTime;
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::{DynamoStore, Item, db_error, project_pk, s};
+use super::{DynamoStore, Item, all_items, db_error, project_pk, s};
 use crate::error::ApiError;
 use crate::flag::Flag;
 use crate::flag::list::ListEntry;
@@ -262,20 +262,17 @@ impl DynamoStore {
         from: i64,
         to: i64,
     ) -> Result<Vec<Item>, ApiError> {
-        self.client
-            .query()
-            .table_name(&self.tables.flags)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(project_pk(project_id)))
-            .expression_attribute_values(":from", s(chunk_sk_of(from)))
-            .expression_attribute_values(":to", s(chunk_sk_of(to)))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .map_err(db_error)
+        all_items(
+            self.client
+                .query()
+                .table_name(&self.tables.flags)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(project_pk(project_id)))
+                .expression_attribute_values(":from", s(chunk_sk_of(from)))
+                .expression_attribute_values(":to", s(chunk_sk_of(to)))
+                .consistent_read(true),
+        )
+        .await
     }
 
     /// The op keeping the flag's entry in step with its write, if the entry changes. Not

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{DynamoStore, db_error, n, padded, s};
+use super::{DynamoStore, all_items, db_error, n, padded, s};
 use crate::error::ApiError;
 use crate::identity::{Organization, PersonalApiKey, Project, User};
 use crate::store::{IdentityAdmin, IdentityStore, IdentityWrites, UserChanges, WriteError};
@@ -100,19 +100,16 @@ impl DynamoStore {
     /// Every item of a `gsi1` partition whose sort key starts with `prefix`, in sort-key order
     /// (an index: never a consistent read).
     async fn query_gsi1(&self, gsi1pk: String, prefix: &str) -> Result<Vec<Item>, ApiError> {
-        self.client
-            .query()
-            .table_name(&self.tables.identity)
-            .index_name(GSI1)
-            .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-            .expression_attribute_values(":pk", s(gsi1pk))
-            .expression_attribute_values(":prefix", s(prefix))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .map_err(db_error)
+        all_items(
+            self.client
+                .query()
+                .table_name(&self.tables.identity)
+                .index_name(GSI1)
+                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+                .expression_attribute_values(":pk", s(gsi1pk))
+                .expression_attribute_values(":prefix", s(prefix)),
+        )
+        .await
     }
 
     /// Every item of the table partition `pk` whose sort key starts with `prefix`.

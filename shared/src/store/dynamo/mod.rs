@@ -102,6 +102,7 @@ pub use cohorts::{cohort_stream_event, stream_cohorts};
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update,
 };
@@ -283,20 +284,28 @@ impl DynamoStore {
         pk: String,
         prefix: &str,
     ) -> Result<Vec<Item>, ApiError> {
-        self.client
-            .query()
-            .table_name(table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(prefix))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .map_err(db_error)
+        all_items(
+            self.client
+                .query()
+                .table_name(table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true),
+        )
+        .await
     }
+}
+
+/// Every item the Query matches, page after page.
+pub(crate) async fn all_items(query: QueryFluentBuilder) -> Result<Vec<Item>, ApiError> {
+    query
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .map_err(db_error)
 }
 
 /// The partition of a project's own items (flags, cohorts, early access features, …).

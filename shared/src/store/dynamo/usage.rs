@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 use chrono::NaiveDate;
 use futures::future::try_join_all;
 
-use super::{DynamoStore, Item, db_error, n, s};
+use super::{DynamoStore, Item, all_items, db_error, n, s};
 use crate::dashboard::{Dashboard, DashboardIds};
 use crate::error::ApiError;
 use crate::store::{DashboardStore, UsageStore};
@@ -165,20 +165,16 @@ impl UsageStore for DynamoStore {
     ) -> Result<Vec<UsageRow>, ApiError> {
         // `$` sorts right after `#`, so this bound takes every response of the last day.
         let last = format!("DAY#{}$", to.format("%Y-%m-%d"));
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.tables.usage)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(counters_pk(project_id, flag_id)))
-            .expression_attribute_values(":from", s(day_sk(from, "")))
-            .expression_attribute_values(":to", s(last))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .map_err(db_error)?;
+        let items = all_items(
+            self.client
+                .query()
+                .table_name(&self.tables.usage)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(counters_pk(project_id, flag_id)))
+                .expression_attribute_values(":from", s(day_sk(from, "")))
+                .expression_attribute_values(":to", s(last)),
+        )
+        .await?;
         Ok(items.iter().filter_map(parse_row).collect())
     }
 }
