@@ -14,7 +14,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use common::{Response, World, assert_error};
 use futures::future::join_all;
 use serde_json::{Value, json};
-use shared::activity::ActivityEntry;
 use shared::flag::Flag;
 use shared::http::{ApiRequest, ApiResponse};
 use shared::identity::Project;
@@ -115,25 +114,6 @@ async fn force_filters(w: &World, id: i64, filters: Value) {
         })
         .await
         .unwrap();
-}
-
-/// The flag's activity entries in log order, read from the activity table's `by-item` index.
-async fn entries(w: &World, flag_id: i64) -> Vec<ActivityEntry> {
-    let out = w
-        .store
-        .client
-        .query()
-        .table_name(&w.store.tables.activity)
-        .index_name("by-item")
-        .key_condition_expression("item_pk = :pk")
-        .expression_attribute_values(
-            ":pk",
-            AttributeValue::S(format!("PROJECT#{}#FeatureFlag#{flag_id}", w.project.id)),
-        )
-        .send()
-        .await
-        .unwrap();
-    serde_dynamo::from_items(out.items.unwrap_or_default()).unwrap()
 }
 
 /// The `FLAGLINK#<flag id>` item of the early access table, if any.
@@ -540,7 +520,7 @@ async fn linking_validates_the_flag_in_posthogs_order() {
             version,
             "flag {id} untouched"
         );
-        assert_eq!(entries(&w, id).await.len(), version as usize);
+        assert_eq!(w.flag_activity(id).await.len(), version as usize);
         assert!(link_item(&w, id).await.is_none());
     }
 }
@@ -617,7 +597,7 @@ async fn linking_with_an_enrolling_stage_adds_the_gate_through_the_flag_update_p
         assert_eq!(created["feature_flag"]["version"], 2);
         assert_eq!(created["feature_flag"]["filters"], expected);
 
-        let log = entries(&w, id).await;
+        let log = w.flag_activity(id).await;
         assert_eq!(log.len(), 2, "{stage}: created + updated: {log:?}");
         assert_eq!(log[1].activity, "updated");
         assert_eq!(
@@ -655,7 +635,11 @@ async fn linking_with_a_non_enrolling_stage_leaves_the_flag_alone() {
         );
         after["features"] = json!([]);
         assert_eq!(after, before, "{stage}: the flag is exactly as it was");
-        assert_eq!(entries(&w, id).await.len(), 1, "{stage}: only `created`");
+        assert_eq!(
+            w.flag_activity(id).await.len(),
+            1,
+            "{stage}: only `created`"
+        );
     }
 }
 
@@ -717,7 +701,7 @@ async fn creating_makes_a_flag_with_the_slugified_key() {
     );
     let row = stored(&w, flag_id).await.unwrap();
     assert_eq!(row.creation_context, "early_access_features");
-    let log = entries(&w, flag_id).await;
+    let log = w.flag_activity(flag_id).await;
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].activity, "created");
     assert_eq!(
@@ -857,7 +841,7 @@ async fn other_fields_never_touch_the_flag() {
     assert_eq!(after["features"][0]["name"], "Renamed");
     after["features"] = before["features"].clone();
     assert_eq!(after, before, "flag unchanged");
-    assert_eq!(entries(&w, flag_id).await.len(), 1);
+    assert_eq!(w.flag_activity(flag_id).await.len(), 1);
     // `feature_flag` and `feature_flag_id` can't be changed.
     let other = flag(&w, json!({"key": "other"})).await;
     let r = patch_feature(
@@ -927,7 +911,7 @@ async fn moving_into_an_enrolling_stage_adds_the_gate_with_a_version_bump() {
         let shown = get_flag(&w, flag_id).await;
         assert_eq!(shown["filters"], expected);
         assert_eq!(shown["version"], 2);
-        let log = entries(&w, flag_id).await;
+        let log = w.flag_activity(flag_id).await;
         assert_eq!(log.len(), 2, "{log:?}");
         assert_eq!(log[1].activity, "updated");
         assert_eq!(
@@ -966,7 +950,7 @@ async fn moving_out_of_an_enrolling_stage_removes_the_gate_without_a_version_bum
         );
         assert_eq!(shown["version"], 1, "a direct save: no version bump");
         assert_eq!(patched["feature_flag"]["filters"], shown["filters"]);
-        let log = entries(&w, flag_id).await;
+        let log = w.flag_activity(flag_id).await;
         assert_eq!(log.len(), 2, "{log:?}");
         assert_eq!(log[1].activity, "updated");
         assert_eq!(
@@ -1006,7 +990,7 @@ async fn moving_between_enrolling_stages_or_between_others_leaves_the_flag_alone
         before["features"] = json!([]);
         after["features"] = json!([]);
         assert_eq!(after, before, "{from} → {to}");
-        assert_eq!(entries(&w, flag_id).await.len(), 1, "{from} → {to}");
+        assert_eq!(w.flag_activity(flag_id).await.len(), 1, "{from} → {to}");
     }
 }
 
@@ -1096,7 +1080,7 @@ async fn delete_removes_the_gate_keeps_the_flag_and_answers_204() {
     );
     assert_eq!(shown["version"], 1, "direct save");
     assert_eq!(shown["features"], json!([]));
-    let log = entries(&w, flag_id).await;
+    let log = w.flag_activity(flag_id).await;
     assert_eq!(log.len(), 2);
     assert_eq!(log[1].activity, "updated");
     assert!(link_item(&w, flag_id).await.is_none(), "link released");
@@ -1134,7 +1118,7 @@ async fn deleting_a_feature_without_a_gate_writes_no_flag_change() {
     after["features"] = before["features"].clone();
     assert_eq!(after, before);
     assert_eq!(
-        entries(&w, flag_id).await.len(),
+        w.flag_activity(flag_id).await.len(),
         1,
         "no empty `updated` entry"
     );
@@ -1606,7 +1590,7 @@ async fn a_failing_flag_validation_on_link_leaves_feature_and_flag_unchanged() {
     assert_eq!(list_features(&w).await["count"], 0, "no feature");
     assert!(link_item(&w, id).await.is_none(), "no link item");
     assert_eq!(stored(&w, id).await.unwrap(), before, "flag unchanged");
-    assert_eq!(entries(&w, id).await.len(), 1);
+    assert_eq!(w.flag_activity(id).await.len(), 1);
     // Not enrolling: the flag isn't updated, so the link is made.
     create_feature(
         &w,
@@ -1686,7 +1670,7 @@ async fn a_refused_feature_write_takes_the_flag_change_back_with_it() {
         "the flag update was in the failed transaction"
     );
     assert_eq!(
-        entries(&w, id).await.len(),
+        w.flag_activity(id).await.len(),
         1,
         "and so was its activity entry"
     );
@@ -1741,7 +1725,7 @@ async fn parallel_links_of_one_flag_make_exactly_one_feature() {
             shown["version"], expected_version,
             "{stage}: one flag update"
         );
-        assert_eq!(entries(&w, id).await.len(), expected_version as usize);
+        assert_eq!(w.flag_activity(id).await.len(), expected_version as usize);
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 use common::{Response, World, assert_error};
 use serde_json::{Value, json};
 use shared::api::Group;
-use shared::http::{ApiRequest, ApiResponse};
+use shared::http::ApiRequest;
 use shared::store::{CohortStore, HashKeyOverrideStore, PersonStore};
 
 struct Env {
@@ -51,20 +51,9 @@ impl Env {
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> Response {
-        let path = format!("/api/projects/{}/{rest}", self.project());
-        let mut req =
-            ApiRequest::new(method, &path).with_header("authorization", &format!("Bearer {key}"));
-        for (k, v) in query {
-            req = req.with_query(k, v);
-        }
-        if let Some(body) = body {
-            req = req.with_json(&body);
-        }
-        let ApiResponse { status, body, .. } = Box::pin(self.world.send_to(group, req)).await;
-        Response {
-            status,
-            body: body.unwrap_or(Value::Null),
-        }
+        self.world
+            .call_group(group, key, method, rest, query, body)
+            .await
     }
 
     async fn persons(&self, method: &str, rest: &str, body: Option<Value>) -> Response {

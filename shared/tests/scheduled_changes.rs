@@ -10,7 +10,7 @@ use chrono::Duration;
 use common::{Response, World, assert_error};
 use serde_json::{Value, json};
 use shared::api::Group;
-use shared::http::{ApiRequest, ApiResponse};
+use shared::http::ApiRequest;
 use shared::schedule::MAX_ATTEMPTS;
 use shared::service::ScheduleService;
 use shared::service::schedules::Outcome;
@@ -34,23 +34,15 @@ impl Env {
     }
 
     async fn call_as(&self, key: &str, method: &str, rest: &str, body: Option<Value>) -> Response {
-        let path = format!("/api/projects/{}/{rest}", self.project());
-        let mut req =
-            ApiRequest::new(method, &path).with_header("authorization", &format!("Bearer {key}"));
-        if let Some(body) = body {
-            req = req.with_json(&body);
-        }
         // Flags and scheduled changes are the feature-flags function's; the log is activity's.
         let group = if rest.contains("/activity") {
             Group::Activity
         } else {
             Group::FeatureFlags
         };
-        let ApiResponse { status, body, .. } = Box::pin(self.world.send_to(group, req)).await;
-        Response {
-            status,
-            body: body.unwrap_or(Value::Null),
-        }
+        self.world
+            .call_group(group, key, method, rest, &[], body)
+            .await
     }
 
     async fn call(&self, method: &str, rest: &str, body: Option<Value>) -> Response {

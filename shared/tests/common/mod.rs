@@ -176,16 +176,40 @@ impl World {
         rest: &str,
         body: Option<Value>,
     ) -> Response {
-        let path = format!(
-            "/api/projects/{}/early_access_feature/{rest}",
-            self.project.id
-        );
-        let mut req = ApiRequest::new(method, &path)
-            .with_header("authorization", &format!("Bearer {}", self.key));
+        let rest = format!("early_access_feature/{rest}");
+        self.call_group(
+            Group::EarlyAccessFeatures,
+            &self.key,
+            method,
+            &rest,
+            &[],
+            body,
+        )
+        .await
+    }
+
+    /// `method /api/projects/<this project>/<rest>` through `group`'s handler as `key`, with
+    /// query pairs and an optional JSON body; the body parsed (`Value::Null` for an empty one).
+    pub async fn call_group(
+        &self,
+        group: Group,
+        key: &str,
+        method: &str,
+        rest: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Response {
+        let path = format!("/api/projects/{}/{rest}", self.project.id);
+        let mut req =
+            ApiRequest::new(method, &path).with_header("authorization", &format!("Bearer {key}"));
+        for (k, v) in query {
+            req = req.with_query(k, v);
+        }
         if let Some(body) = body {
             req = req.with_json(&body);
         }
-        let ApiResponse { status, body, .. } = self.send_early_access(req).await;
+        // Boxed: the handlers' futures are large in debug builds, and tests nest several.
+        let ApiResponse { status, body, .. } = Box::pin(self.send_to(group, req)).await;
         Response {
             status,
             body: body.unwrap_or(Value::Null),
@@ -204,6 +228,32 @@ impl World {
             req = req.with_json(&body);
         }
         self.send(req).await
+    }
+
+    /// The flag's activity entries in log order, read from the activity table's `by-item` index.
+    pub async fn flag_activity(&self, flag_id: i64) -> Vec<shared::activity::ActivityEntry> {
+        self.flag_activity_in(self.project.id, flag_id).await
+    }
+
+    /// [`World::flag_activity`] of a flag of another project.
+    pub async fn flag_activity_in(
+        &self,
+        project_id: i64,
+        flag_id: i64,
+    ) -> Vec<shared::activity::ActivityEntry> {
+        let item_pk = format!("PROJECT#{project_id}#FeatureFlag#{flag_id}");
+        let out = self
+            .store
+            .client
+            .query()
+            .table_name(&self.store.tables.activity)
+            .index_name("by-item")
+            .key_condition_expression("item_pk = :pk")
+            .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(item_pk))
+            .send()
+            .await
+            .unwrap();
+        serde_dynamo::from_items(out.items.unwrap_or_default()).unwrap()
     }
 
     pub async fn create(&self, body: Value) -> Value {

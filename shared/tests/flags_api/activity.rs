@@ -1,32 +1,11 @@
 //! §6.3: every flag write stores its activity entry (read here straight from the activity
 //! table and its `by-item` index).
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use shared::activity::ActivityEntry;
 use shared::identity::UserSummary;
 
 use crate::common::World;
 use crate::support::*;
-
-/// The flag's entries in log order.
-async fn entries(w: &World, id: i64) -> Vec<ActivityEntry> {
-    let out = w
-        .store
-        .client
-        .query()
-        .table_name(&w.store.tables.activity)
-        .index_name("by-item")
-        .key_condition_expression("item_pk = :pk")
-        .expression_attribute_values(
-            ":pk",
-            AttributeValue::S(format!("PROJECT#{}#FeatureFlag#{id}", w.project.id)),
-        )
-        .send()
-        .await
-        .unwrap();
-    serde_dynamo::from_items(out.items.unwrap_or_default()).unwrap()
-}
 
 fn change(action: &str, field: &str, before: Value, after: Value) -> Value {
     json!({"type": "FeatureFlag", "action": action, "field": field, "before": before, "after": after})
@@ -37,7 +16,7 @@ async fn create_then_update_writes_created_then_updated_with_the_diff() {
     let w = World::new().await;
     let id = create_id(&w, json!({"key": "k", "name": "original name"})).await;
     patch_ok(&w, id, json!({"name": "Updated name"})).await;
-    let log = entries(&w, id).await;
+    let log = w.flag_activity(id).await;
     assert_eq!(log.len(), 2, "{log:?}");
     let (created, updated) = (&log[0], &log[1]);
     assert_eq!(
@@ -81,7 +60,7 @@ async fn first_filters_are_created_and_deletes_and_restores_are_named() {
     .await;
     patch_ok(&w, id, json!({"deleted": true})).await;
     patch_ok(&w, id, json!({"deleted": false, "key": "k2"})).await;
-    let log = entries(&w, id).await;
+    let log = w.flag_activity(id).await;
     let activities: Vec<&str> = log.iter().map(|e| e.activity.as_str()).collect();
     assert_eq!(activities, ["created", "updated", "deleted", "restored"]);
 
@@ -134,7 +113,7 @@ async fn rejected_writes_leave_no_entry_and_entries_follow_the_writer() {
     let id = create_id(&w, json!({"key": "k"})).await;
     assert_eq!(patch(&w, id, json!({"key": "bad key"})).await.status, 400);
     assert_eq!(raw(&w, w.req("DELETE", &id.to_string())).await.status, 405);
-    assert_eq!(entries(&w, id).await.len(), 1);
+    assert_eq!(w.flag_activity(id).await.len(), 1);
     let second = crate::common::add_user(&w.store, &w.org.id, "second@example.com").await;
     let key = w.add_key(second.id, &["*"], None).await;
     assert_eq!(
@@ -149,7 +128,7 @@ async fn rejected_writes_leave_no_entry_and_entries_follow_the_writer() {
         .status,
         200
     );
-    let log = entries(&w, id).await;
+    let log = w.flag_activity(id).await;
     assert_eq!(log.len(), 2);
     assert_eq!(log[1].user, Some(UserSummary::from(&second)));
     assert_eq!(
@@ -171,7 +150,7 @@ async fn every_parallel_update_has_its_entry() {
         .iter()
         .filter(|r| r.status == 200)
         .count();
-    let log = entries(&w, id).await;
+    let log = w.flag_activity(id).await;
     assert_eq!(log.len(), 1 + oks);
     let seqs: Vec<i64> = log.iter().map(|e| e.item_seq).collect();
     assert_eq!(

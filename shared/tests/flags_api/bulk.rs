@@ -2,32 +2,12 @@
 //! `user_blast_radius`. Each bulk write leaves one activity entry per changed flag and moves
 //! the project's definitions version exactly once per request.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use shared::activity::ActivityEntry;
 use shared::person::{ClaimedDistinctId, Person, PersonWrite};
 use shared::store::{CohortStore, DefinitionsStore, PersonStore};
 
 use crate::common::{Response, World, assert_error};
 use crate::support::*;
-
-async fn entries(w: &World, id: i64) -> Vec<ActivityEntry> {
-    let out = w
-        .store
-        .client
-        .query()
-        .table_name(&w.store.tables.activity)
-        .index_name("by-item")
-        .key_condition_expression("item_pk = :pk")
-        .expression_attribute_values(
-            ":pk",
-            AttributeValue::S(format!("PROJECT#{}#FeatureFlag#{id}", w.project.id)),
-        )
-        .send()
-        .await
-        .unwrap();
-    serde_dynamo::from_items(out.items.unwrap_or_default()).unwrap()
-}
 
 async fn version(w: &World) -> i64 {
     w.store.definitions_version(w.project.id).await.unwrap()
@@ -117,7 +97,7 @@ async fn bulk_update_tags_writes_each_changed_flag_once_and_bumps_definitions_on
         "one bump for the whole request"
     );
     for id in [a, b, c] {
-        let log = entries(&w, id).await;
+        let log = w.flag_activity(id).await;
         assert_eq!(log.len(), 2, "created + one update for {id}: {log:?}");
         assert_eq!(log[1].activity, "updated");
         let changes = log[1].detail["changes"].as_array().unwrap();
@@ -141,7 +121,7 @@ async fn bulk_update_tags_writes_each_changed_flag_once_and_bumps_definitions_on
         json!({"id": c, "tags": ["beta", "new"]})
     );
     assert_eq!(
-        entries(&w, c).await.len(),
+        w.flag_activity(c).await.len(),
         2,
         "c had no `old` tag: nothing written"
     );
@@ -263,7 +243,7 @@ async fn bulk_delete_by_ids_reports_each_refusal_and_bumps_definitions_once() {
     assert_eq!(version(&w).await, before + 1, "one bump for two deletions");
     for id in [plain, partial] {
         assert_eq!(stored(&w, id).await.map(|f| f.deleted), Some(true));
-        let log = entries(&w, id).await;
+        let log = w.flag_activity(id).await;
         assert_eq!(
             log.last().map(|e| e.activity.as_str()),
             Some("deleted"),
@@ -272,7 +252,7 @@ async fn bulk_delete_by_ids_reports_each_refusal_and_bumps_definitions_once() {
     }
     assert_eq!(stored(&w, base).await.map(|f| f.deleted), Some(false));
     assert_eq!(
-        entries(&w, base).await.len(),
+        w.flag_activity(base).await.len(),
         1,
         "a refused flag gets no entry"
     );

@@ -3,9 +3,7 @@
 //! entries, versions), dependencies and cohorts follow by key and by name, and a key sees only
 //! the projects it may use.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use shared::activity::ActivityEntry;
 use shared::api::Group;
 use shared::flag::Flag;
 use shared::http::ApiRequest;
@@ -38,24 +36,6 @@ async fn live_flag(w: &World, project: &Project, key: &str) -> Option<Flag> {
         .unwrap()
         .into_iter()
         .find(|f| !f.deleted && f.key == key)
-}
-
-async fn entries(w: &World, project: &Project, id: i64) -> Vec<ActivityEntry> {
-    let out = w
-        .store
-        .client
-        .query()
-        .table_name(&w.store.tables.activity)
-        .index_name("by-item")
-        .key_condition_expression("item_pk = :pk")
-        .expression_attribute_values(
-            ":pk",
-            AttributeValue::S(format!("PROJECT#{}#FeatureFlag#{id}", project.id)),
-        )
-        .send()
-        .await
-        .unwrap();
-    serde_dynamo::from_items(out.items.unwrap_or_default()).unwrap()
 }
 
 #[tokio::test]
@@ -132,7 +112,7 @@ async fn copy_with_dependencies_and_cohorts_creates_each_flag_in_the_target() {
     assert_ne!(new_cohort.id, cohort_id);
     assert_eq!(groups[1]["properties"][0]["value"], new_cohort.id);
     for flag in [&copied_base, &copied] {
-        let log = entries(&w, &target, flag.id).await;
+        let log = w.flag_activity_in(target.id, flag.id).await;
         assert_eq!(log.len(), 1, "{log:?}");
         assert_eq!(log[0].activity, "created");
     }
@@ -155,7 +135,7 @@ async fn copy_with_dependencies_and_cohorts_creates_each_flag_in_the_target() {
         (again.id, again.version, again.active),
         (copied.id, 2, false)
     );
-    let log = entries(&w, &target, again.id).await;
+    let log = w.flag_activity_in(target.id, again.id).await;
     assert_eq!(log.last().map(|e| e.activity.as_str()), Some("updated"));
     assert_eq!(w.store.project_cohorts(target.id).await.unwrap().len(), 1);
 }
