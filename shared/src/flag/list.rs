@@ -4,7 +4,8 @@
 //! memory over all of a project's entries, which reproduces PostHog's semantics (icontains,
 //! STALE, JSON-based `type`, an exact `count`) whatever the project's size. What an entry
 //! cannot tell (usage for STALE, the cut end of a long name or tag list) is decided on the
-//! flag itself ([`Verdict::Undecided`]), with [`matches`], the one predicate over whole flags.
+//! flag itself ([`Verdict::Undecided`]), with [`listed_entry`], the one predicate over whole
+//! flags.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -256,8 +257,8 @@ pub enum Verdict {
     Undecided,
 }
 
-/// Entries the query keeps, and the ids of flags it must read to decide the rest (check those
-/// with [`matches`] and add them with [`ListEntry::of`]).
+/// Entries the query keeps, and the ids of flags it must read to decide the rest
+/// ([`Selection::decide`]).
 #[derive(Debug, Default)]
 pub struct Selection {
     pub listed: Vec<ListEntry>,
@@ -277,8 +278,7 @@ impl Selection {
             self.undecided
                 .iter()
                 .filter_map(|id| read.get(id))
-                .filter(|f| matches(f, query, now))
-                .map(ListEntry::of),
+                .filter_map(|f| listed_entry(f, query, now)),
         );
         self.listed
     }
@@ -380,11 +380,15 @@ fn matches_entry(entry: &ListEntry, query: &ListQuery) -> bool {
             .is_none_or(|wanted| wanted == entry.has_evaluation_tags)
 }
 
-/// Whether the (whole, non-deleted) flag is listed: the entry's filters, and its usage.
-pub fn matches(flag: &Flag, query: &ListQuery, now: Timestamp) -> bool {
-    !flag.deleted
-        && verdict(&ListEntry::of(flag), query) != Verdict::Left
-        && (query.active != Some(ActiveFilter::Stale) || status::is_stale(flag, now))
+/// The flag's entry if the whole flag is listed: not deleted, the entry's filters, its usage.
+pub fn listed_entry(flag: &Flag, query: &ListQuery, now: Timestamp) -> Option<ListEntry> {
+    if flag.deleted {
+        return None;
+    }
+    let entry = ListEntry::of(flag);
+    let listed = verdict(&entry, query) != Verdict::Left
+        && (query.active != Some(ActiveFilter::Stale) || status::is_stale(flag, now));
+    listed.then_some(entry)
 }
 
 /// Keeps the non-deleted flags matching every filter and sorts them.
@@ -392,8 +396,7 @@ pub fn apply(flags: Vec<Flag>, query: &ListQuery, now: Timestamp) -> Vec<Flag> {
     let order = query.order.unwrap_or(DEFAULT_ORDER);
     let mut kept: Vec<(ListEntry, Flag)> = flags
         .into_iter()
-        .filter(|f| matches(f, query, now))
-        .map(|f| (ListEntry::of(&f), f))
+        .filter_map(|f| Some((listed_entry(&f, query, now)?, f)))
         .collect();
     kept.sort_by(|(a, _), (b, _)| compare(a, b, order));
     kept.into_iter().map(|(_, f)| f).collect()
